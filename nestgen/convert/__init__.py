@@ -1,0 +1,1 @@
+"""Weights in and out: nestgen checkpoint directories, official Flax NesT checkpoints, timm NesT weights."""

@@ -1,0 +1,167 @@
+"""nestgen's release checkpoint: a directory with `config.json` and `model.safetensors`. No pickles.
+
+config.json holds everything needed to rebuild and use the model: the model config, class names, input
+preprocessing (size, resize, crop, normalisation), the dtype the weights are stored in, and where they came
+from. Weights may be stored in float16/bfloat16 to halve the file; they are loaded back as float32.
+Saving writes a sibling temporary directory and swaps it in, so a failed save never destroys the previous
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+
+from nestgen.convert.tree import ParameterTreeError, check_tree, flatten, shapes, unflatten
+
+FORMAT = "nestgen"
+FORMAT_VERSION = 1
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+WEIGHT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing, incomplete or inconsistent. The message says which file and why."""
+
+
+def imagenet_classes() -> list[str]:
+    text = resources.files("nestgen.data").joinpath("imagenet_classes.txt").read_text()
+    return [line for line in text.splitlines() if line]
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    if num_classes == 10:
+        return list(CIFAR10_CLASSES)
+    if num_classes == 1000:
+        return imagenet_classes()
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def default_preprocess(image_size: int) -> dict[str, Any]:
+    """Small inputs: CIFAR statistics, resize the whole image. 224-style inputs: ImageNet statistics, 87.5% crop."""
+    small = image_size <= 64
+    return {"image_size": image_size, "resize": "bicubic", "crop_pct": 1.0 if small else 0.875,
+            "mean": list(CIFAR10_MEAN if small else IMAGENET_MEAN), "std": list(CIFAR10_STD if small else IMAGENET_STD)}
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A loaded release checkpoint: model config, float32 parameters (nested) and metadata."""
+
+    config: Any
+    params: dict[str, Any]
+    class_names: list[str]
+    preprocess: dict[str, Any]
+    metadata: dict[str, Any]
+    path: Path | None = None
+
+    def build(self, dtype=jnp.float32):
+        return self.config.build(dtype)
+
+
+def save_checkpoint(directory: str | Path, config, params: dict[str, Any], *, class_names=None,
+                    preprocess: dict[str, Any] | None = None, weights_dtype: str = "float32",
+                    metadata: dict[str, Any] | None = None) -> Path:
+    """Write `directory` (config.json + model.safetensors) atomically; returns its path."""
+    from safetensors.numpy import save_file
+
+    from nestgen.models.registry import abstract_params
+
+    directory = Path(directory)
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise CheckpointError(f"weights_dtype must be one of {sorted(WEIGHT_DTYPES)}, got {weights_dtype!r}")
+    flat = flatten(params)
+    check_tree(shapes(flat), shapes(flatten(abstract_params(config))), "parameters to save")
+    class_names = list(class_names) if class_names is not None else default_class_names(config.num_classes)
+    if len(class_names) != config.num_classes:
+        raise CheckpointError(f"{len(class_names)} class names given for a model with {config.num_classes} classes")
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict(),
+              "class_names": class_names, "preprocess": preprocess or default_preprocess(config.image_size),
+              "weights_dtype": weights_dtype, "metadata": metadata or {}}
+    arrays = {k: np.ascontiguousarray(np.asarray(v, np.float32).astype(WEIGHT_DTYPES[weights_dtype]))
+              for k, v in flat.items()}
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        save_file(arrays, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+        (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        old = directory.with_name(f".{directory.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if directory.exists():
+            directory.rename(old)
+        try:
+            staging.rename(directory)
+        except BaseException:
+            if old.exists():
+                old.rename(directory)  # put the previous checkpoint back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
+    """The parsed config.json of a checkpoint directory, validated for format."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: a nestgen checkpoint holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON: {error}") from error
+    if record.get("format") != FORMAT or "model" not in record:
+        raise CheckpointError(f"{path} is not a nestgen checkpoint config (no 'format': 'nestgen' / 'model')")
+    if record.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {record['format_version']}; this nestgen reads up to "
+                              f"{FORMAT_VERSION}: upgrade nestgen")
+    return record
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    """Load a release checkpoint; weights are checked against the config (names and shapes) and cast to float32."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from nestgen.models.registry import abstract_params, config_from_dict
+
+    directory = Path(directory)
+    record = read_checkpoint_config(directory)
+    try:
+        config = config_from_dict(record["model"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: invalid model config: {error}") from error
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    try:
+        flat = load_file(str(weights))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{weights} could not be read as safetensors: {error}") from error
+    try:
+        check_tree(shapes(flat), shapes(flatten(abstract_params(config))), f"{weights}")
+    except ParameterTreeError as error:
+        raise CheckpointError(str(error)) from error
+    params = unflatten({k: jnp.asarray(np.asarray(v, np.float32)) for k, v in flat.items()})
+    class_names = record.get("class_names") or default_class_names(config.num_classes)
+    return Checkpoint(config, params, list(class_names), record.get("preprocess") or
+                      default_preprocess(config.image_size), record.get("metadata", {}), directory)

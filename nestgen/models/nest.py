@@ -1,0 +1,211 @@
+"""The shared NesT vocabulary: blocks, local attention, transformer layers, aggregation, levels.
+
+Every NesT network in nestgen (classifier, generator, discriminator) is assembled from these modules, so
+GradCAT and checkpoint conversion see one parameter layout. Tensors inside a level are `(B, T, N, C)`:
+batch, blocks, tokens per block, channels; images are NHWC. A block is an S×S square of tokens, blocks are
+numbered in raster order on a √T×√T grid, tokens in raster order inside their block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+LAYER_NORM_EPSILON = 1e-6
+kernel_init = nn.initializers.truncated_normal(stddev=0.02)  # truncated at ±2 std, as the official code
+LayerNorm = partial(nn.LayerNorm, epsilon=LAYER_NORM_EPSILON)
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu_tanh": partial(nn.gelu, approximate=True),  # Flax's default `nn.gelu`: the official NesT code
+    "gelu": partial(nn.gelu, approximate=False),  # exact erf GELU: timm's NesT
+}
+ATTENTION_KINDS = ("multi_head", "multi_query")
+POOL_PADDINGS = ("same", "symmetric")
+
+
+def _square_root(value: int, what: str) -> int:
+    root = math.isqrt(value)
+    if root * root != value:
+        raise ValueError(f"{what} must be a square number, got {value}")
+    return root
+
+
+def blockify(x: jax.Array, block_size: int) -> jax.Array:
+    """Cut an image plane into non-overlapping `block_size`² blocks: (B, H, W, C) → (B, T, N, C)."""
+    b, h, w, c = x.shape
+    if h % block_size or w % block_size:
+        raise ValueError(f"block size {block_size} does not divide the {h}x{w} grid")
+    gh, gw = h // block_size, w // block_size
+    x = x.reshape(b, gh, block_size, gw, block_size, c)  # (B, gh, S, gw, S, C)
+    x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, gh, gw, S, S, C)
+    return x.reshape(b, gh * gw, block_size * block_size, c)  # (B, T, N, C)
+
+
+def unblockify(x: jax.Array) -> jax.Array:
+    """Put blocks back on the image plane: (B, T, N, C) → (B, H, W, C), the inverse of `blockify`."""
+    b, t, n, c = x.shape
+    grid, block_size = _square_root(t, "number of blocks T"), _square_root(n, "tokens per block N")
+    x = x.reshape(b, grid, grid, block_size, block_size, c)  # (B, g, g, S, S, C)
+    x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, g, S, g, S, C)
+    return x.reshape(b, grid * block_size, grid * block_size, c)  # (B, H, W, C)
+
+
+class PatchEmbedding(nn.Module):
+    """Embed every k×k pixel patch as one token with a k×k stride-k convolution: (B, H, W, 3) → (B, H/k, W/k, C)."""
+
+    dim: int
+    patch_size: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        _, h, w, _ = images.shape
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"patch size {self.patch_size} does not divide the {h}x{w} image")
+        k = (self.patch_size, self.patch_size)
+        return nn.Conv(self.dim, k, strides=k, padding="VALID", dtype=self.dtype, kernel_init=kernel_init,
+                       name="proj")(images)
+
+
+class LocalAttention(nn.Module):
+    """Self-attention inside each block only; one set of weights shared by all blocks of a level.
+
+    `num_kv_heads == num_heads` is multi-head attention, `num_kv_heads == 1` multi-query attention (one key and
+    value head shared by all query heads, as the official CIFAR variants). Head size is C / num_heads.
+    """
+
+    num_heads: int
+    num_kv_heads: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, t, n, c = x.shape
+        h, g = self.num_heads, self.num_kv_heads
+        if c % h or h % g:
+            raise ValueError(f"{c} channels, {h} heads and {g} key/value heads do not divide evenly")
+        d = c // h
+        dense = partial(nn.DenseGeneral, dtype=self.dtype, kernel_init=kernel_init)
+        q = dense((h, d), name="query")(x)  # (B, T, N, h, d)
+        kv = dense((2, g, d), name="key_value")(x)  # (B, T, N, 2, g, d)
+        q = q.reshape(b, t, n, g, h // g, d) * (d**-0.5)  # (B, T, N, g, h/g, d)
+        k, v = kv[..., 0, :, :], kv[..., 1, :, :]  # (B, T, N, g, d) each
+        logits = jnp.einsum("btqgrd,btkgd->btgrqk", q, k)  # (B, T, g, h/g, N, N)
+        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype)
+        out = jnp.einsum("btgrqk,btkgd->btqgrd", weights, v)  # (B, T, N, g, h/g, d)
+        out = out.reshape(b, t, n, h, d)  # (B, T, N, h, d)
+        return dense(c, axis=(-2, -1), name="out")(out)  # (B, T, N, C)
+
+
+class Mlp(nn.Module):
+    """Two dense layers with an activation in between: C → hidden → C."""
+
+    hidden_dim: int
+    activation: str = "gelu_tanh"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dense = partial(nn.Dense, dtype=self.dtype, kernel_init=kernel_init)
+        y = ACTIVATIONS[self.activation](dense(self.hidden_dim, name="fc1")(x))
+        return dense(x.shape[-1], name="fc2")(y)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a whole residual branch per example with probability `rate` (rng 'dropout')."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        if not train or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+        return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-LN transformer layer on blocked tokens: x + attn(norm1(x)), then x + mlp(norm2(x)).
+
+    `norm` builds the two normalisation layers. The classifier uses plain LayerNorm; a network whose norms are
+    conditioned (the generator's LayerNorms modulated by w) passes its own module and the condition `cond`,
+    which is handed to each norm as a second argument.
+    """
+
+    num_heads: int
+    num_kv_heads: int
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.0
+    activation: str = "gelu_tanh"
+    norm: Callable[..., nn.Module] = LayerNorm
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+        def normalise(name: str, y: jax.Array) -> jax.Array:
+            layer = self.norm(name=name, dtype=self.dtype)
+            return layer(y) if cond is None else layer(y, cond)
+
+        y = LocalAttention(self.num_heads, self.num_kv_heads, dtype=self.dtype, name="attn")(normalise("norm1", x))
+        x = x + DropPath(self.drop_path, name="drop_path1")(y, train=train)
+        y = Mlp(int(x.shape[-1] * self.mlp_ratio), self.activation, dtype=self.dtype,
+                name="mlp")(normalise("norm2", x))
+        return x + DropPath(self.drop_path, name="drop_path2")(y, train=train)
+
+
+class BlockAggregation(nn.Module):
+    """Merge every 2×2 group of blocks into one: (B, T, N, C) → (B, T/4, N, C').
+
+    unblockify → conv 3×3 → LayerNorm → max-pool 3×3 stride 2 → blockify. This is the only place where
+    neighbouring blocks of the encoder exchange information. `padding` of the pool is "same" (TF/Flax SAME,
+    the official code and timm's `*_jx` models) or "symmetric" (one pixel each side, timm's own NesT).
+    """
+
+    dim: int
+    padding: str = "same"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        t, n = x.shape[1], x.shape[2]
+        if t < 4:
+            raise ValueError(f"aggregation needs at least 4 blocks, got {t}")
+        block_size = _square_root(n, "tokens per block N")
+        x = unblockify(x)  # (B, H, W, C)
+        x = nn.Conv(self.dim, (3, 3), padding="SAME", dtype=self.dtype, kernel_init=kernel_init, name="conv")(x)
+        x = LayerNorm(dtype=self.dtype, name="norm")(x)  # (B, H, W, C')
+        pool_padding = "SAME" if self.padding == "same" else ((1, 1), (1, 1))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=pool_padding)  # (B, H/2, W/2, C')
+        return blockify(x, block_size)  # (B, T/4, N, C')
+
+
+class Level(nn.Module):
+    """One level of the hierarchy: a learned position embedding (1, T, N, C), then `depth` transformer layers."""
+
+    depth: int
+    num_heads: int
+    num_kv_heads: int
+    drop_path: tuple[float, ...] = ()
+    mlp_ratio: float = 4.0
+    activation: str = "gelu_tanh"
+    norm: Callable[..., nn.Module] = LayerNorm
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+        pos_embed = self.param("pos_embed", kernel_init, (1,) + x.shape[1:])  # (1, T, N, C)
+        x = x + pos_embed.astype(self.dtype)
+        rates = self.drop_path or (0.0,) * self.depth
+        for i in range(self.depth):
+            x = TransformerLayer(self.num_heads, self.num_kv_heads, self.mlp_ratio, rates[i], self.activation,
+                                 self.norm, self.dtype, name=f"layer_{i}")(x, cond, train=train)
+        return x  # (B, T, N, C)
