@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny configs and checkpoints the tests create themselves (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+from nestgen.convert.checkpoint import save_checkpoint  # noqa: E402
+from nestgen.models.classifier import NestConfig  # noqa: E402
+from nestgen.models.registry import init_params  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OFFICIAL_TREES = SHARED / "reference" / "official_nest_param_trees.json"
+
+# 3 levels, 16x16 input, 2x2-token blocks after 2x2 patches: small enough to run in milliseconds.
+TINY = NestConfig(image_size=16, patch_size=2, num_levels=3, dims=(16, 32, 32), heads=(2, 4, 4), depths=(1, 1, 2),
+                  attention="multi_head", num_classes=5, drop_path_rate=0.1)
+
+
+@pytest.fixture(scope="session")
+def official_trees() -> dict:
+    if not OFFICIAL_TREES.is_file():
+        pytest.fail(f"{OFFICIAL_TREES} is missing: the shared reference folder must sit beside the project")
+    return json.loads(OFFICIAL_TREES.read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A saved checkpoint of the TINY config with random weights and made-up class names."""
+    directory = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(directory, TINY, init_params(TINY, 0), class_names=["ant", "bee", "cat", "dog", "eel"])
+    return directory
