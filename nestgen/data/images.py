@@ -67,7 +67,9 @@ def load_image(source: str | Path | bytes | Image.Image, *, target_size: int | N
         raise ImageError(f"{name}: is a directory, not an image") from error
     except UnidentifiedImageError as error:
         raise ImageError(f"{name}: not an image file Pillow can read") from error
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise ImageError(f"{name}: too large to decode safely ({error}); downscale it") from error
+    except (OSError, ValueError, SyntaxError) as error:
         raise ImageError(f"{name}: corrupt or unreadable image ({error})") from error
 
 

@@ -1,0 +1,120 @@
+"""The command-line entry points, end to end on checkpoints and files the tests create."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nestgen.convert.checkpoint import load_checkpoint
+from nestgen.convert.official import save_official
+from nestgen.convert.tree import flatten, unflatten
+from nestgen.data.images import load_image, preprocess
+from nestgen.models.registry import get_config, init_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = {
+        "rgb": tmp_path / "rgb.png", "gray16": tmp_path / "gray16.png", "rgba": tmp_path / "rgba.png",
+        "big": tmp_path / "big.jpg",
+    }
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(paths["rgb"])
+    Image.fromarray(rng.integers(0, 65535, (20, 30), dtype=np.uint16)).save(paths["gray16"])
+    Image.fromarray(rng.integers(0, 255, (9, 9, 4), dtype=np.uint8)).save(paths["rgba"])
+    Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(paths["big"])
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    paths["broken"] = tmp_path / "broken.png"
+    return paths
+
+
+def test_classify_end_to_end_with_a_bad_file(tiny_checkpoint, images):
+    args = [sys.executable, str(ROOT / "scripts" / "classify.py"), "--checkpoint", str(tiny_checkpoint), "--json",
+            "--top-k", "3", str(images["rgb"]), str(images["broken"]), str(images["gray16"]), str(images["rgba"]),
+            str(images["big"])]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr  # one file failed, the others were classified
+    assert f"error: {images['broken']}: not an image file Pillow can read" in result.stderr.splitlines()
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["image"]).name for r in rows] == ["rgb.png", "gray16.png", "rgba.png", "big.jpg"]
+
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    x = preprocess(load_image(images["rgb"]), checkpoint.preprocess)[None]
+    logits = np.asarray(checkpoint.build().apply({"params": checkpoint.params}, x)[0][0])
+    np.testing.assert_allclose(rows[0]["logits"], logits, rtol=1e-5, atol=1e-5)
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    best = int(np.argmax(logits))
+    assert rows[0]["top_k"][0] == {"class": checkpoint.class_names[best], "index": best,
+                                   "probability": pytest.approx(float(probs[best]), rel=1e-5)}
+    assert all(len(r["top_k"]) == 3 for r in rows)
+
+
+def test_classify_text_output_and_missing_checkpoint(tiny_checkpoint, images, capsys, tmp_path):
+    classify = _script("classify")
+    assert classify.main(["--checkpoint", str(tiny_checkpoint), str(images["rgb"])]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == str(images["rgb"]) and "1. " in out and "5. " in out
+    assert classify.main(["--checkpoint", str(tmp_path / "none"), str(images["rgb"])]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_convert_official_then_to_official_round_trip(tmp_path, capsys):
+    convert = _script("convert")
+    cfg = get_config("nest_tiny_s16_32")
+    flat = flatten(init_params(cfg, 0))
+    save_official(tmp_path / "ckpt-39.flax", flat, cfg)
+    assert convert.main(["official", "--variant", "nest_tiny_s16_32", "--input", str(tmp_path / "ckpt-39.flax"),
+                         "--output", str(tmp_path / "out"), "--weights-dtype", "float16"]) == 0
+    loaded = load_checkpoint(tmp_path / "out")
+    assert loaded.class_names[0] == "airplane" and loaded.metadata["source"]["type"] == "official"
+    np.testing.assert_allclose(flatten(loaded.params)["head/kernel"], flat["head/kernel"], rtol=1e-3, atol=1e-6)
+    assert convert.main(["to-official", "--checkpoint", str(tmp_path / "out"), "--output", str(tmp_path / "r.flax")]) == 0
+    assert convert.main(["to-timm", "--checkpoint", str(tmp_path / "out"), "--output", str(tmp_path / "t.st")]) == 2
+    assert "multi-head attention only" in capsys.readouterr().err
+
+
+def test_convert_reports_a_mismatched_tree(tmp_path, capsys):
+    convert = _script("convert")
+    cfg = get_config("nest_tiny_s16_32")
+    save_official(tmp_path / "small.flax", flatten(init_params(cfg, 0)), cfg)
+    code = convert.main(["official", "--variant", "nest_small_s16_32", "--input", str(tmp_path / "small.flax"),
+                         "--output", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "key 'Dense_0/kernel' has shape (192, 10), expected (384, 10)" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_timm_cli(tmp_path):
+    import torch  # the test extra's reference implementation
+    from timm.models.nest import Nest
+
+    from nestgen.convert.timm import timm_kwargs
+
+    cfg = get_config("nest_micro_32", activation="gelu")
+    model = Nest(**timm_kwargs(cfg)).eval()
+    torch.save(model.state_dict(), tmp_path / "micro.pth")
+    convert = _script("convert")
+    assert convert.main(["timm", "--variant", "nest_micro_32", "--input", str(tmp_path / "micro.pth"),
+                         "--output", str(tmp_path / "out")]) == 0
+    loaded = load_checkpoint(tmp_path / "out")
+    assert loaded.config.activation == "gelu"
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3), dtype=np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    ours = np.asarray(loaded.build().apply({"params": unflatten(flatten(loaded.params))}, x)[0])
+    assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()
