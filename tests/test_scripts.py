@@ -82,7 +82,8 @@ def test_convert_official_then_to_official_round_trip(tmp_path, capsys):
     loaded = load_checkpoint(tmp_path / "out")
     assert loaded.class_names[0] == "airplane" and loaded.metadata["source"]["type"] == "official"
     np.testing.assert_allclose(flatten(loaded.params)["head/kernel"], flat["head/kernel"], rtol=1e-3, atol=1e-6)
-    assert convert.main(["to-official", "--checkpoint", str(tmp_path / "out"), "--output", str(tmp_path / "r.flax")]) == 0
+    out = str(tmp_path / "out")
+    assert convert.main(["to-official", "--checkpoint", out, "--output", str(tmp_path / "r.flax")]) == 0
     assert convert.main(["to-timm", "--checkpoint", str(tmp_path / "out"), "--output", str(tmp_path / "t.st")]) == 2
     assert "multi-head attention only" in capsys.readouterr().err
 
