@@ -100,3 +100,17 @@ def test_config_round_trips_through_dict_and_registry_lookup_errors():
     with pytest.raises(KeyError, match="known variants"):
         get_config("nest_huge")
     assert get_config("nest_tiny_s16_32", num_classes=100).num_classes == 100
+
+
+def test_changing_pixels_of_one_block_changes_only_that_blocks_level0_features():
+    # TINY: 16x16 pixels, 2x2 patches, 2x2-token blocks → each level-0 block covers a 4x4 pixel square, 4x4 blocks.
+    params = init_params(TINY, 0)
+    images = jax.random.normal(jax.random.key(1), (1, 16, 16, 3))
+    row, col = 2, 1  # block 2*4 + 1 = 9 in raster order
+    changed = images.at[:, 4 * row:4 * row + 4, 4 * col:4 * col + 4].add(1.0)
+    model = TINY.build()
+    before = model.apply({"params": params}, images)[1]["levels"][0]
+    after = model.apply({"params": params}, changed)[1]["levels"][0]
+    delta = np.asarray(jnp.abs(after - before).max(axis=(2, 3))[0])  # (T,)
+    assert delta[9] > 1e-3
+    np.testing.assert_array_equal(np.delete(delta, 9), 0.0)
