@@ -1,0 +1,247 @@
+"""Train a NesT classifier: `train_and_evaluate(config, workdir)`.
+
+One jitted, donated train step (mixup/cutmix and label smoothing on device, rngs folded from the step), data
+parallel over every device of every host, orbax checkpoints with exact resume, metrics to TensorBoard / JSONL /
+console, a NaN guard, and the final model exported as a nestgen checkpoint directory (`workdir/export`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from nestgen.convert.checkpoint import save_checkpoint
+from nestgen.convert.tree import flatten
+from nestgen.data.mixing import mixup_or_cutmix, one_hot_smoothed
+from nestgen.data.pipeline import HostSlice, train_batches
+from nestgen.data.sources import SplitData, load_split, parse_data_spec
+from nestgen.evaluation.accuracy import evaluate_classifier, make_eval_step
+from nestgen.models.registry import get_config
+from nestgen.training import sharding
+from nestgen.training.checkpoints import TrainCheckpoints
+from nestgen.training.metrics import MetricWriter
+from nestgen.training.optim import create_optimizer, learning_rate_schedule
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the parameters became NaN/inf; the last good checkpoint is kept."""
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def model_config(config: ml_collections.ConfigDict):
+    """The NesT config of an experiment; fails with a readable message for unknown variants or bad shapes."""
+    overrides = dict(config.model.get("overrides", {}) or {})
+    try:
+        return get_config(config.model.variant, **overrides)
+    except KeyError as error:
+        raise ValueError(f"config.model.variant: {error.args[0]}") from error
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config.model ({config.model.variant} with {overrides}): {error}") from error
+
+
+def validate(config: ml_collections.ConfigDict):
+    """Check everything that can be checked before loading data or compiling; returns the model config."""
+    cfg = model_config(config)
+    if config.input.image_size != cfg.image_size:
+        raise ValueError(f"config.input.image_size {config.input.image_size} differs from the model's "
+                         f"{cfg.image_size}: set model.overrides.image_size or input.image_size")
+    if config.dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    sharding.check_batch_divisible(config.global_batch, "config.global_batch")
+    sharding.check_batch_divisible(config.eval_batch, "config.eval_batch")
+    if config.checkpoint_every_steps % config.log_every_steps:
+        raise ValueError("config.checkpoint_every_steps must be a multiple of config.log_every_steps "
+                         "(so a resumed run logs exactly what an uninterrupted one would)")
+    for key in ("train", "eval"):
+        text = config.data.get(key)
+        if not text:
+            continue
+        spec = parse_data_spec(text)
+        if spec.kind in ("folder", "zip") and not Path(spec.target).exists():
+            raise FileNotFoundError(f"config.data.{key}: {spec.target} does not exist")
+    return cfg
+
+
+def _transform_kwargs(config, train: bool) -> dict[str, Any]:
+    common = dict(image_size=config.input.image_size, mean=tuple(config.input.mean), std=tuple(config.input.std))
+    if train:
+        return dict(common, recipe=config.augment.to_dict())
+    return dict(common, crop_pct=config.input.crop_pct)
+
+
+def make_train_step(model, optimizer, schedule, config, num_classes: int):
+    mixing = config.mixing
+
+    def step_fn(state: TrainState, batch: dict[str, jax.Array], base_rng: jax.Array):
+        rng = jax.random.fold_in(base_rng, state.step)
+        mix_rng, dropout_rng = jax.random.split(rng)
+        targets = one_hot_smoothed(batch["labels"], num_classes, mixing.label_smoothing)  # (B, K)
+        images, targets = mixup_or_cutmix(mix_rng, batch["images"], targets, mixup_alpha=mixing.mixup_alpha,
+                                          cutmix_alpha=mixing.cutmix_alpha, switch_prob=mixing.switch_prob,
+                                          prob=mixing.prob)
+
+        def loss_fn(params):
+            logits, _ = model.apply({"params": params}, images, train=True, rngs={"dropout": dropout_rng})
+            return optax.softmax_cross_entropy(logits, targets).mean(), logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["labels"]),
+                   "grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return step_fn
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Train (or resume) in `workdir`; returns the final metrics and the export directory."""
+    workdir = Path(workdir)
+    sharding.initialize_distributed()
+    cfg = validate(config)
+    host = HostSlice(jax.process_index(), jax.process_count())
+    data = config.data
+    train_data = load_split(data.train, data.train_split, data_dir=data.data_dir, cache_dir=data.cache_dir,
+                            limit=data.train_limit)
+    eval_data = (load_split(data.eval, data.eval_split, data_dir=data.data_dir, cache_dir=data.cache_dir,
+                            limit=data.eval_limit) if data.get("eval") else None)
+    if len(train_data.class_names) != cfg.num_classes:
+        raise ValueError(f"the training data has {len(train_data.class_names)} classes but the model has "
+                         f"{cfg.num_classes}: set model.overrides.num_classes={len(train_data.class_names)}")
+
+    steps_per_epoch = len(train_data.labels) // config.global_batch
+    total_steps = int(config.num_steps or config.num_epochs * steps_per_epoch)
+    schedule = learning_rate_schedule(config.optim.base_lr, config.global_batch,
+                                      int(config.optim.warmup_epochs * steps_per_epoch), total_steps,
+                                      config.optim.reference_batch)
+    optimizer = create_optimizer(schedule, weight_decay=config.optim.weight_decay, b1=config.optim.b1,
+                                 b2=config.optim.b2, eps=config.optim.eps, grad_clip_norm=config.optim.grad_clip_norm)
+    mesh = sharding.make_mesh()
+    replicated = sharding.replicated(mesh)
+    model = cfg.build(COMPUTE_DTYPES[config.dtype])
+
+    @functools.partial(jax.jit, out_shardings=replicated)
+    def init_state(rng):
+        image = jnp.zeros((1, cfg.image_size, cfg.image_size, cfg.in_channels), jnp.float32)
+        params = cfg.build().init(rng, image)["params"]
+        return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+    state = init_state(jax.random.key(config.seed))
+    checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
+                                   best_metric="eval/top1" if eval_data is not None else None,
+                                   asynchronous=config.async_checkpoints)
+    start = checkpoints.latest_step() or 0
+    if start:
+        state = checkpoints.restore(start, state)
+    writer = MetricWriter(workdir, resume_step=start)
+
+    train_step = jax.jit(make_train_step(model, optimizer, schedule, config, cfg.num_classes),
+                         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+                         out_shardings=(replicated, replicated), donate_argnums=(0,))
+    eval_step = jax.jit(make_eval_step(model), out_shardings=replicated)
+    all_finite = jax.jit(_all_finite)
+    eval_kwargs = _transform_kwargs(config, train=False)
+
+    def evaluate(params) -> dict[str, float]:
+        result = evaluate_classifier(model, params, eval_data, batch_size=config.eval_batch,
+                                     transform_kwargs=eval_kwargs, mesh=mesh, eval_step=eval_step)
+        return {f"eval/{k}": v for k, v in result.items() if k != "count"}
+
+    base_rng = jax.random.key(config.seed + 1)
+    batches = train_batches(train_data, global_batch=config.global_batch, seed=config.seed, start_step=start,
+                            num_steps=total_steps, transform_kwargs=_transform_kwargs(config, train=True), host=host)
+    progress = tqdm(total=total_steps, initial=start, unit="step", disable=jax.process_index() != 0,
+                    dynamic_ncols=True, desc="train")
+    pending, eval_metrics, tick, last_good = [], {}, time.perf_counter(), start
+    try:
+        for step in range(start, total_steps):
+            batch = sharding.global_batch_array(next(batches), mesh)
+            state, metrics = train_step(state, batch, base_rng)
+            pending.append(metrics)
+            done = step + 1
+            progress.update(1)
+            log_now = done % config.log_every_steps == 0 or done == total_steps
+            eval_now = eval_data is not None and (done % config.eval_every_steps == 0 or done == total_steps)
+            save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
+            if not (log_now or eval_now or save_now):
+                continue
+            if pending:
+                averaged = {k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]}
+                if not all(math.isfinite(v) for v in averaged.values()) or not bool(all_finite(state.params)):
+                    raise TrainingDiverged(
+                        f"training diverged by step {done} (loss {averaged['loss']}, grad norm "
+                        f"{averaged['grad_norm']}); nothing was saved after step {last_good}, the last good "
+                        f"checkpoint, in {checkpoints.directory}. Lower optim.base_lr or set optim.grad_clip_norm, "
+                        "then resume from that checkpoint.")
+                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                averaged["images_per_second"] = len(pending) * config.global_batch / max(elapsed, 1e-9)
+                writer.write(done, {f"train/{k}": v for k, v in averaged.items()})
+                progress.set_postfix(loss=f"{averaged['loss']:.4f}", img_s=f"{averaged['images_per_second']:.0f}")
+                pending = []
+            if eval_now:
+                eval_metrics = evaluate(state.params)
+                writer.write(done, eval_metrics)
+                progress.write(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()))
+            if save_now:
+                checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
+                last_good = done
+    finally:
+        progress.close()
+        checkpoints.close()
+        writer.close()
+
+    params = jax.device_get(state.params)
+    final_eval = eval_metrics or (evaluate(state.params) if eval_data is not None else {})
+    export = workdir / "export"
+    if jax.process_index() == 0:
+        save_checkpoint(export, cfg, params, class_names=train_data.class_names,
+                        preprocess=_preprocess_record(config), weights_dtype="float32",
+                        metadata=_export_metadata(config, train_data, total_steps, final_eval))
+    return {"step": int(state.step), "export": export, "devices": jax.device_count(),
+            "processes": jax.process_count(), "params_sha256": params_fingerprint(params), **final_eval}
+
+
+def params_fingerprint(params) -> str:
+    """sha256 of every parameter's float32 bytes in path order: equal fingerprints mean bitwise-equal models."""
+    digest = hashlib.sha256()
+    for path, value in sorted(flatten(params).items()):
+        digest.update(path.encode())
+        digest.update(np.ascontiguousarray(np.asarray(value, np.float32)).tobytes())
+    return digest.hexdigest()
+
+
+def _preprocess_record(config) -> dict[str, Any]:
+    return {"image_size": config.input.image_size, "resize": "bicubic", "crop_pct": config.input.crop_pct,
+            "mean": list(config.input.mean), "std": list(config.input.std)}
+
+
+def _export_metadata(config, train_data: SplitData, steps: int, metrics: dict[str, float]) -> dict[str, Any]:
+    return {"trained_by": "nestgen.training.classifier_trainer", "train_data": train_data.description,
+            "steps": steps, "global_batch": config.global_batch, "devices": jax.device_count(),
+            "device_kind": jax.devices()[0].device_kind, "metrics": metrics, "config": config.to_dict()}
+
