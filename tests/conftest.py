@@ -8,7 +8,11 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# torchvision (timm's dependency, the parity reference) aborts the process with an LLVM "option registered more
+# than once" error when it is imported after TensorFlow; imported first, both work. Tests of both live in one run.
 import pytest  # noqa: E402
+import torch  # noqa: E402, F401
+import torchvision  # noqa: E402, F401
 
 from nestgen.convert.checkpoint import save_checkpoint  # noqa: E402
 from nestgen.models.classifier import NestConfig  # noqa: E402
