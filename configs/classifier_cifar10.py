@@ -21,7 +21,8 @@ def base_config(variant: str, *, num_classes: int, train: str, eval: str, mean, 
     c.dtype = "float32"  # compute dtype; parameters stay float32
     c.data = ml_collections.ConfigDict({
         "train": train, "train_split": "train", "eval": eval, "eval_split": "test",
-        "data_dir": None, "cache_dir": None, "train_limit": None, "eval_limit": None})
+        "data_dir": None, "cache_dir": None, "train_limit": None, "eval_limit": None,
+        "streaming": False, "shuffle_buffer": 10_000})  # streaming: for splits too large for memory
     c.input = ml_collections.ConfigDict({"image_size": 32, "crop_pct": 1.0, "mean": mean, "std": std})
     c.augment = ml_collections.ConfigDict({
         "recipe": "cifar", "pad": 4, "randaugment_layers": 2, "randaugment_magnitude": 9.0,

@@ -27,6 +27,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                              train="tfds:imagenet2012", eval="tfds:imagenet2012", mean=IMAGENET_MEAN,
                              std=IMAGENET_STD)
     c.data.eval_split = "validation"
+    c.data.streaming = True  # 1.28M images of varying size: streamed, not held in memory
     c.input.image_size, c.input.crop_pct = 224, 0.875
     c.augment.recipe = "imagenet"
     c.optim.warmup_epochs = 20.0

@@ -134,3 +134,26 @@ def test_two_processes_train_together_and_agree(reference_run, cache, tmp_path):
     assert results[0]["devices"] == 2 and results[0]["processes"] == 2
     assert results[0]["params_sha256"] == results[1]["params_sha256"]  # replicated parameters agree bitwise
     assert (workdir / "export" / "model.safetensors").is_file()
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(cache, tmp_path):
+    workdir = tmp_path / "diverge"
+    _run(_train_command(workdir, cache, "--set", "num_steps=10"))
+    result = subprocess.run(_train_command(workdir, cache, "--set", "num_steps=20", "--set", "optim.base_lr=1e30"),
+                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert "training diverged by step 15" in message and "step 10, the last good checkpoint" in message
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["10"]
+    assert load_checkpoint(workdir / "export").metadata["steps"] == 10  # the earlier export is untouched
+
+
+def test_bfloat16_streaming_run(cache, tmp_path):
+    workdir = tmp_path / "bf16"
+    result = _run(_train_command(workdir, cache, "--set", "dtype=bfloat16", "--set", "data.streaming=True",
+                                 "--set", "num_steps=10"))
+    losses = _records(workdir)
+    assert all(np.isfinite(v) for v in losses.values()) and result["step"] == 10
+    exported = load_checkpoint(workdir / "export")
+    assert all(v.dtype == np.float32 for v in flatten(exported.params).values())
+    assert "(streamed)" in exported.metadata["train_data"] and exported.metadata["config"]["dtype"] == "bfloat16"

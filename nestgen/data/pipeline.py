@@ -97,3 +97,66 @@ def eval_batches(data: SplitData, *, batch_size: int, transform_kwargs: dict[str
     labels, mask = data.labels[index].reshape(num_batches, local), mask.reshape(num_batches, local)
     for i, images in enumerate(ds.as_numpy_iterator()):
         yield {"images": images, "labels": labels[i], "mask": mask[i]}
+
+
+def stream_train_batches(dataset, num_examples: int, *, global_batch: int, seed: int, start_step: int,
+                         num_steps: int, transform_kwargs: dict[str, Any], host: HostSlice = HostSlice(),
+                         shuffle_buffer: int = 10_000, prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
+    """Training batches streamed from a split too large for memory (`sources.tf_dataset`), e.g. ImageNet.
+
+    Each host reads its shard of the stream; every epoch is shuffled through a buffer seeded by (seed, epoch),
+    and example i of an epoch is augmented with the seed (seed, epoch * num_examples + i). Deterministic for a
+    seed and a number of hosts. Resuming in the middle of an epoch re-reads (but does not augment) that epoch up
+    to the resume point: exact, though slower than the in-memory pipeline.
+    """
+    from nestgen.data.augment import train_transform
+
+    tf = _tf()
+    if global_batch % host.process_count:
+        raise ValueError(f"global batch {global_batch} is not divisible by {host.process_count} processes")
+    local = global_batch // host.process_count
+    steps_per_epoch = num_examples // global_batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the training split has {num_examples} examples, fewer than one global batch")
+    start_epoch, skip_batches = divmod(start_step, steps_per_epoch)
+    shard = dataset.shard(host.process_count, host.process_index)
+
+    def epoch_batches(epoch):
+        examples = shard.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+        skipped = tf.where(epoch == start_epoch, tf.constant(skip_batches, tf.int64), tf.constant(0, tf.int64))
+        examples = examples.enumerate().skip(skipped * local)
+
+        def load(i, example):
+            counter = epoch * num_examples + i * host.process_count + host.process_index
+            image = train_transform(example["image"], tf.stack([tf.constant(seed, tf.int64), counter]),
+                                    **transform_kwargs)
+            return image, example["label"]
+
+        examples = examples.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return examples.batch(local, drop_remainder=True).take(steps_per_epoch - skipped)
+
+    total_epochs = -(-num_steps // steps_per_epoch)
+    ds = tf.data.Dataset.range(start_epoch, total_epochs).flat_map(epoch_batches)
+    ds = ds.take(num_steps - start_step).prefetch(prefetch)
+    for batch_images, batch_labels in ds.as_numpy_iterator():
+        yield {"images": batch_images, "labels": batch_labels}
+
+
+def stream_eval_batches(dataset, num_examples: int, *, batch_size: int, transform_kwargs: dict[str, Any],
+                        host: HostSlice = HostSlice()) -> Iterator[dict[str, np.ndarray]]:
+    """Every example of a streamed split once; each host yields the same number of padded, masked batches."""
+    from nestgen.data.augment import eval_transform
+
+    tf = _tf()
+    local = batch_size // host.process_count
+    per_host = -(-num_examples // host.process_count)
+    total = -(-per_host // local) * local
+    real = dataset.shard(host.process_count, host.process_index).map(
+        lambda example: (eval_transform(example["image"], **transform_kwargs), example["label"], True),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    size = int(transform_kwargs["image_size"])
+    padding = tf.data.Dataset.from_tensors((tf.zeros((size, size, 3), tf.float32), tf.constant(0, tf.int32),
+                                            False)).repeat()
+    ds = real.concatenate(padding).take(total).batch(local).prefetch(2)
+    for images, labels, mask in ds.as_numpy_iterator():
+        yield {"images": images, "labels": labels, "mask": mask}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import jax
@@ -29,22 +30,27 @@ def make_eval_step(model):
     return step
 
 
-def evaluate_classifier(model, params: Any, data: SplitData, *, batch_size: int, transform_kwargs: dict[str, Any],
-                        mesh=None, eval_step=None) -> dict[str, float]:
-    """{"top1", "top5", "loss", "count"} of `model` on every example of `data` (accuracies in [0, 1])."""
-    mesh = mesh or make_mesh()
-    if eval_step is None:
-        eval_step = jax.jit(make_eval_step(model), out_shardings=replicated(mesh))
+def evaluate_batches(eval_step, params: Any, batches: Iterable[dict[str, np.ndarray]], mesh) -> dict[str, float]:
+    """{"top1", "top5", "loss", "count"} summed over host-local `batches` (with masks) and normalised."""
     params = replicate(params, mesh)
-    host = HostSlice(jax.process_index(), jax.process_count())
     totals = {"count": 0.0, "top1": 0.0, "top5": 0.0, "loss": 0.0}
-    for batch in eval_batches(data, batch_size=batch_size, transform_kwargs=transform_kwargs, host=host):
+    for batch in batches:
         sums = jax.device_get(eval_step(params, global_batch_array(batch, mesh)))
         for key in totals:
             totals[key] += float(np.asarray(sums[key]))
     count = max(totals["count"], 1.0)
     return {"top1": totals["top1"] / count, "top5": totals["top5"] / count, "loss": totals["loss"] / count,
             "count": totals["count"]}
+
+
+def evaluate_classifier(model, params: Any, data: SplitData, *, batch_size: int, transform_kwargs: dict[str, Any],
+                        mesh=None, eval_step=None) -> dict[str, float]:
+    """Accuracy of `model` on every example of an in-memory split (accuracies in [0, 1])."""
+    mesh = mesh or make_mesh()
+    eval_step = eval_step or jax.jit(make_eval_step(model), out_shardings=replicated(mesh))
+    host = HostSlice(jax.process_index(), jax.process_count())
+    batches = eval_batches(data, batch_size=batch_size, transform_kwargs=transform_kwargs, host=host)
+    return evaluate_batches(eval_step, params, batches, mesh)
 
 
 def evaluate_checkpoint(checkpoint, spec: str, split: str, *, batch_size: int = 250, data_dir=None, cache_dir=None,

@@ -7,6 +7,7 @@ console, a NaN guard, and the final model exported as a nestgen checkpoint direc
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -24,10 +25,11 @@ from tqdm import tqdm
 
 from nestgen.convert.checkpoint import save_checkpoint
 from nestgen.convert.tree import flatten
+from nestgen.data import pipeline
 from nestgen.data.mixing import mixup_or_cutmix, one_hot_smoothed
-from nestgen.data.pipeline import HostSlice, train_batches
-from nestgen.data.sources import SplitData, load_split, parse_data_spec
-from nestgen.evaluation.accuracy import evaluate_classifier, make_eval_step
+from nestgen.data.pipeline import HostSlice
+from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
+from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
 from nestgen.models.registry import get_config
 from nestgen.training import sharding
 from nestgen.training.checkpoints import TrainCheckpoints
@@ -90,6 +92,47 @@ def _transform_kwargs(config, train: bool) -> dict[str, Any]:
     return dict(common, crop_pct=config.input.crop_pct)
 
 
+@dataclasses.dataclass
+class _Split:
+    """A split held in memory (`SplitData`) or streamed (`tf_dataset`), with the matching batch iterators."""
+
+    class_names: list[str]
+    num_examples: int
+    description: str
+    memory: SplitData | None = None
+    stream: Any = None
+
+    def train_batches(self, config, start: int, total: int, kwargs: dict[str, Any], host: HostSlice):
+        common = dict(global_batch=config.global_batch, seed=config.seed, start_step=start, num_steps=total,
+                      transform_kwargs=kwargs, host=host)
+        if self.memory is not None:
+            return pipeline.train_batches(self.memory, **common)
+        return pipeline.stream_train_batches(self.stream, self.num_examples, **common,
+                                             shuffle_buffer=config.data.shuffle_buffer)
+
+    def eval_batches(self, batch_size: int, kwargs: dict[str, Any], host: HostSlice):
+        if self.memory is not None:
+            return pipeline.eval_batches(self.memory, batch_size=batch_size, transform_kwargs=kwargs, host=host)
+        return pipeline.stream_eval_batches(self.stream, self.num_examples, batch_size=batch_size,
+                                            transform_kwargs=kwargs, host=host)
+
+
+def _load(config, key: str) -> _Split:
+    data = config.data
+    spec, split, limit = data[key], data[f"{key}_split"], data[f"{key}_limit"]
+    if not data.get("streaming"):
+        memory = load_split(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir, limit=limit)
+        return _Split(memory.class_names, len(memory), memory.description, memory=memory)
+    stream, num_examples, class_names = tf_dataset(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir)
+    if limit:
+        stream, num_examples = stream.take(limit), min(limit, num_examples)
+    return _Split(class_names, num_examples, f"{parse_data_spec(spec)}[{split}] (streamed)", stream=stream)
+
+
+def _data(config) -> tuple[_Split, _Split | None]:
+    return _load(config, "train"), (_load(config, "eval") if config.data.get("eval") else None)
+
+
 def make_train_step(model, optimizer, schedule, config, num_classes: int):
     mixing = config.mixing
 
@@ -125,16 +168,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     sharding.initialize_distributed()
     cfg = validate(config)
     host = HostSlice(jax.process_index(), jax.process_count())
-    data = config.data
-    train_data = load_split(data.train, data.train_split, data_dir=data.data_dir, cache_dir=data.cache_dir,
-                            limit=data.train_limit)
-    eval_data = (load_split(data.eval, data.eval_split, data_dir=data.data_dir, cache_dir=data.cache_dir,
-                            limit=data.eval_limit) if data.get("eval") else None)
-    if len(train_data.class_names) != cfg.num_classes:
-        raise ValueError(f"the training data has {len(train_data.class_names)} classes but the model has "
-                         f"{cfg.num_classes}: set model.overrides.num_classes={len(train_data.class_names)}")
+    train, evaluation = _data(config)
+    if len(train.class_names) != cfg.num_classes:
+        raise ValueError(f"the training data has {len(train.class_names)} classes but the model has "
+                         f"{cfg.num_classes}: set model.overrides.num_classes={len(train.class_names)}")
 
-    steps_per_epoch = len(train_data.labels) // config.global_batch
+    steps_per_epoch = train.num_examples // config.global_batch
     total_steps = int(config.num_steps or config.num_epochs * steps_per_epoch)
     schedule = learning_rate_schedule(config.optim.base_lr, config.global_batch,
                                       int(config.optim.warmup_epochs * steps_per_epoch), total_steps,
@@ -153,7 +192,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     state = init_state(jax.random.key(config.seed))
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
-                                   best_metric="eval/top1" if eval_data is not None else None,
+                                   best_metric="eval/top1" if evaluation is not None else None,
                                    asynchronous=config.async_checkpoints)
     start = checkpoints.latest_step() or 0
     if start:
@@ -168,13 +207,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     eval_kwargs = _transform_kwargs(config, train=False)
 
     def evaluate(params) -> dict[str, float]:
-        result = evaluate_classifier(model, params, eval_data, batch_size=config.eval_batch,
-                                     transform_kwargs=eval_kwargs, mesh=mesh, eval_step=eval_step)
+        batches = evaluation.eval_batches(config.eval_batch, eval_kwargs, host)
+        result = evaluate_batches(eval_step, params, batches, mesh)
         return {f"eval/{k}": v for k, v in result.items() if k != "count"}
 
     base_rng = jax.random.key(config.seed + 1)
-    batches = train_batches(train_data, global_batch=config.global_batch, seed=config.seed, start_step=start,
-                            num_steps=total_steps, transform_kwargs=_transform_kwargs(config, train=True), host=host)
+    batches = train.train_batches(config, start, total_steps, _transform_kwargs(config, train=True), host)
     progress = tqdm(total=total_steps, initial=start, unit="step", disable=jax.process_index() != 0,
                     dynamic_ncols=True, desc="train")
     pending, eval_metrics, tick, last_good = [], {}, time.perf_counter(), start
@@ -186,7 +224,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             done = step + 1
             progress.update(1)
             log_now = done % config.log_every_steps == 0 or done == total_steps
-            eval_now = eval_data is not None and (done % config.eval_every_steps == 0 or done == total_steps)
+            eval_now = evaluation is not None and (done % config.eval_every_steps == 0 or done == total_steps)
             save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
             if not (log_now or eval_now or save_now):
                 continue
@@ -216,12 +254,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         writer.close()
 
     params = jax.device_get(state.params)
-    final_eval = eval_metrics or (evaluate(state.params) if eval_data is not None else {})
+    final_eval = eval_metrics or (evaluate(state.params) if evaluation is not None else {})
     export = workdir / "export"
     if jax.process_index() == 0:
-        save_checkpoint(export, cfg, params, class_names=train_data.class_names,
+        save_checkpoint(export, cfg, params, class_names=train.class_names,
                         preprocess=_preprocess_record(config), weights_dtype="float32",
-                        metadata=_export_metadata(config, train_data, total_steps, final_eval))
+                        metadata=_export_metadata(config, train.description, total_steps, final_eval))
     return {"step": int(state.step), "export": export, "devices": jax.device_count(),
             "processes": jax.process_count(), "params_sha256": params_fingerprint(params), **final_eval}
 
@@ -240,8 +278,8 @@ def _preprocess_record(config) -> dict[str, Any]:
             "mean": list(config.input.mean), "std": list(config.input.std)}
 
 
-def _export_metadata(config, train_data: SplitData, steps: int, metrics: dict[str, float]) -> dict[str, Any]:
-    return {"trained_by": "nestgen.training.classifier_trainer", "train_data": train_data.description,
+def _export_metadata(config, train_data: str, steps: int, metrics: dict[str, float]) -> dict[str, Any]:
+    return {"trained_by": "nestgen.training.classifier_trainer", "train_data": train_data,
             "steps": steps, "global_batch": config.global_batch, "devices": jax.device_count(),
             "device_kind": jax.devices()[0].device_kind, "metrics": metrics, "config": config.to_dict()}
 
