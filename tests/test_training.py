@@ -157,3 +157,12 @@ def test_bfloat16_streaming_run(cache, tmp_path):
     exported = load_checkpoint(workdir / "export")
     assert all(v.dtype == np.float32 for v in flatten(exported.params).values())
     assert "(streamed)" in exported.metadata["train_data"] and exported.metadata["config"]["dtype"] == "bfloat16"
+
+
+def test_global_batch_not_divisible_by_devices_fails_before_compute(cache, tmp_path):
+    env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    result = subprocess.run(_train_command(tmp_path / "bad", cache, "--set", "global_batch=12"), cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "config.global_batch 12 is not divisible by the 8 devices" in result.stderr
+    assert not (tmp_path / "bad" / "checkpoints").exists()
