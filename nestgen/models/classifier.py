@@ -153,4 +153,5 @@ class NestClassifier(nn.Module):
         x = LayerNorm(dtype=self.dtype, name="norm")(features[-1])  # (B, 1, N, C)
         pooled = x.mean(axis=(1, 2))  # (B, C)
         logits = nn.Dense(self.config.num_classes, dtype=self.dtype, kernel_init=kernel_init, name="head")(pooled)
-        return logits.astype(jnp.float32), {"levels": features, "pre_logits": pooled}
+        out_dtype = jnp.promote_types(self.dtype, jnp.float32)  # float32 logits from bfloat16 compute
+        return logits.astype(out_dtype), {"levels": features, "pre_logits": pooled}

@@ -99,7 +99,8 @@ class LocalAttention(nn.Module):
         q = q.reshape(b, t, n, g, h // g, d) * (d**-0.5)  # (B, T, N, g, h/g, d)
         k, v = kv[..., 0, :, :], kv[..., 1, :, :]  # (B, T, N, g, d) each
         logits = jnp.einsum("btqgrd,btkgd->btgrqk", q, k)  # (B, T, g, h/g, N, N)
-        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype)
+        softmax_dtype = jnp.promote_types(self.dtype, jnp.float32)  # at least float32, also under bfloat16
+        weights = jax.nn.softmax(logits.astype(softmax_dtype), axis=-1).astype(self.dtype)
         out = jnp.einsum("btgrqk,btkgd->btqgrd", weights, v)  # (B, T, N, g, h/g, d)
         out = out.reshape(b, t, n, h, d)  # (B, T, N, h, d)
         return dense(c, axis=(-2, -1), name="out")(out)  # (B, T, N, C)

@@ -1,0 +1,64 @@
+"""Render GradCAT explanations: nested boxes coloured by level, per-level heat maps, Grad-CAM beside them.
+
+Every panel is `size`×`size` pixels (default 256), the input upscaled with nearest-neighbour so that 32×32 images
+stay legible. `render_explanation` lays the panels out in one row: boxes, one heat map per level (root first,
+which is uniform), and Grad-CAM when given, so the picture is size × (1 + levels [+ 1]) wide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from nestgen.explain.gradcat import Explanation
+
+LEVEL_COLOURS = [(255, 64, 64), (255, 170, 0), (64, 200, 64), (64, 160, 255), (200, 90, 255), (255, 255, 255)]
+_RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float32)  # viridis
+
+
+def colourise(values: np.ndarray) -> np.ndarray:
+    """Map an array scaled to [0, 1] onto a viridis-like ramp: (...,) → (..., 3) uint8."""
+    x = np.clip(values, 0.0, 1.0) * (len(_RAMP) - 1)
+    low = np.floor(x).astype(int).clip(0, len(_RAMP) - 2)
+    frac = (x - low)[..., None]
+    return (_RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac).astype(np.uint8)
+
+
+def upscale(image: Image.Image, size: int = 256) -> Image.Image:
+    return image.convert("RGB").resize((size, size), Image.Resampling.NEAREST)
+
+
+def draw_path(image: Image.Image, explanation: Explanation, size: int = 256) -> Image.Image:
+    """The input with the traversal's nested boxes, one colour per depth (root red … leaf)."""
+    canvas = upscale(image, size)
+    draw = ImageDraw.Draw(canvas)
+    scale = size / explanation.image_size
+    width = max(2, size // 96)
+    for depth, node in enumerate(explanation.path):
+        top, left, bottom, right = (round(v * scale) for v in node.box)
+        inset = depth * width // 2  # keep nested outlines visible where they share an edge
+        draw.rectangle([left + inset, top + inset, right - 1 - inset, bottom - 1 - inset],
+                       outline=LEVEL_COLOURS[depth % len(LEVEL_COLOURS)], width=width)
+    return canvas
+
+
+def heat_map(image: Image.Image, scores: np.ndarray, size: int = 256, alpha: float = 0.6) -> Image.Image:
+    """A (g, g) score map, normalised to [0, 1] and upscaled blockwise, blended over the input."""
+    scores = np.asarray(scores, np.float32)
+    span = float(scores.max() - scores.min())
+    normalised = (scores - scores.min()) / span if span > 0 else np.full_like(scores, 0.5)
+    colours = Image.fromarray(colourise(normalised)).resize((size, size), Image.Resampling.NEAREST)
+    return Image.blend(upscale(image, size), colours, alpha)
+
+
+def render_explanation(image: Image.Image, explanation: Explanation, gradcam: np.ndarray | None = None,
+                       size: int = 256) -> Image.Image:
+    """One row: boxes, the heat map of every level (root → leaf), and Grad-CAM if given."""
+    panels = [draw_path(image, explanation, size)]
+    panels += [heat_map(image, explanation.level_scores[node.level], size) for node in explanation.path]
+    if gradcam is not None:
+        panels.append(heat_map(image, gradcam, size))
+    row = Image.new("RGB", (size * len(panels), size), (0, 0, 0))
+    for i, panel in enumerate(panels):
+        row.paste(panel, (i * size, 0))
+    return row
