@@ -1,6 +1,8 @@
 """Classify image files with a nestgen checkpoint and print the top-k classes.
 
-  python scripts/classify.py --checkpoint checkpoints/classifier-cifar10-... cat.png dog.jpg [--top-k 5] [--json]
+  python scripts/classify.py cat.png dog.jpg [--checkpoint DIR] [--top-k 5] [--json]
+
+Without --checkpoint the shipped CIFAR-10 classifier (checkpoints/classifier-cifar10-nest_micro_32) is used.
 
 Any image Pillow reads is converted and resized per the checkpoint's config. An unreadable file prints a
 one-line error naming it; the other images are still classified (exit status 1 if any failed).
@@ -17,11 +19,12 @@ import numpy as np
 from nestgen.convert.checkpoint import CheckpointError
 from nestgen.data.images import ImageError
 from nestgen.evaluation.predict import ClassifierPredictor
+from nestgen.shipped import default_classifier
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="nestgen checkpoint directory")
+    parser.add_argument("--checkpoint", help="nestgen checkpoint directory (default: the shipped CIFAR-10 model)")
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="one JSON object per image, with raw logits")
@@ -30,8 +33,8 @@ def main(argv=None) -> int:
         parser.error("--top-k must be at least 1")
 
     try:
-        predictor = ClassifierPredictor.from_directory(args.checkpoint)
-    except CheckpointError as error:
+        predictor = ClassifierPredictor.from_directory(args.checkpoint or default_classifier())
+    except (CheckpointError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -4,6 +4,7 @@
   python scripts/convert.py timm --variant nest_tiny_s196_224 --input model.safetensors --output DIR
   python scripts/convert.py to-timm --checkpoint DIR --output model.safetensors
   python scripts/convert.py to-official --checkpoint DIR --output ckpt.flax
+  python scripts/convert.py repack --checkpoint DIR --output DIR2 --weights-dtype float16   # e.g. for release
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--checkpoint", required=True)
         p.add_argument("--output", required=True)
+    repack = sub.add_parser("repack", help="rewrite a nestgen checkpoint, e.g. with float16 weights")
+    repack.add_argument("--checkpoint", required=True)
+    repack.add_argument("--output", required=True)
+    repack.add_argument("--weights-dtype", default="float16", choices=sorted(ckpt.WEIGHT_DTYPES))
     args = parser.parse_args(argv)
 
     try:
@@ -76,7 +81,12 @@ def main(argv=None) -> int:
             _import(args, timm.load_timm, activation="gelu", pool_padding=args.pool_padding)
         else:
             loaded = ckpt.load_checkpoint(args.checkpoint)
-            if args.command == "to-timm":
+            if args.command == "repack":
+                ckpt.save_checkpoint(args.output, loaded.config, loaded.params, class_names=loaded.class_names,
+                                     preprocess=loaded.preprocess, weights_dtype=args.weights_dtype,
+                                     metadata=loaded.metadata)
+                print(f"wrote {args.output} (weights {args.weights_dtype})")
+            elif args.command == "to-timm":
                 if loaded.config.activation != "gelu":
                     print("note: this model uses the tanh GELU of the official code; timm runs the exact GELU, so "
                           "logits differ slightly", file=sys.stderr)

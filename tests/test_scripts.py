@@ -119,3 +119,15 @@ def test_convert_timm_cli(tmp_path):
         ref = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
     ours = np.asarray(loaded.build().apply({"params": unflatten(flatten(loaded.params))}, x)[0])
     assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_repack_to_half_precision(tiny_checkpoint, tmp_path):
+    convert = _script("convert")
+    assert convert.main(["repack", "--checkpoint", str(tiny_checkpoint), "--output", str(tmp_path / "half")]) == 0
+    half, full = load_checkpoint(tmp_path / "half"), load_checkpoint(tiny_checkpoint)
+    assert json.loads((tmp_path / "half" / "config.json").read_text())["weights_dtype"] == "float16"
+    assert half.class_names == full.class_names and half.preprocess == full.preprocess
+    size = (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert size < 0.55 * (tiny_checkpoint / "model.safetensors").stat().st_size
+    for key, value in flatten(full.params).items():
+        np.testing.assert_allclose(flatten(half.params)[key], value, rtol=1e-3, atol=1e-6)
