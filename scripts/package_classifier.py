@@ -1,0 +1,116 @@
+"""Turn a trained classifier export into a release checkpoint with a model card.
+
+  python scripts/package_classifier.py --export runs/cpu-micro/export \
+      --output checkpoints/classifier-cifar10-nest_micro_32 --hardware "2-core x86_64 CPU" --train-time "38 min" \
+      --train-command "python scripts/train_classifier.py --config configs/classifier_cifar10.py:cpu --workdir ..."
+
+Evaluates the export on the full test split with float32 and with float16 weights, ships float16 when the test
+accuracy is unchanged, records top-1/top-5 on the full split and on its first 1,000 images (the regression test's
+slice) in config.json, and writes README.md (the model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+JPEG_NOTE = "on the shared JPEG-compressed CIFAR-10 test images, not the original binary release"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--export", required=True, help="the trainer's export directory")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--data", default="zip:../shared/data/cifar10-test.zip")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--hardware", required=True)
+    parser.add_argument("--train-time", required=True)
+    parser.add_argument("--train-command", required=True)
+    parser.add_argument("--title", default="NesT CIFAR-10 classifier")
+    parser.add_argument("--note", default="", help="a paragraph for the card (e.g. 'CPU-trained stand-in')")
+    args = parser.parse_args(argv)
+
+    from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
+    from nestgen.evaluation.accuracy import evaluate_checkpoint
+
+    export = load_checkpoint(args.export)
+    full32 = evaluate_checkpoint(export, args.data, args.split)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(Path(tmp) / "half", export.config, export.params, class_names=export.class_names,
+                        preprocess=export.preprocess, weights_dtype="float16", metadata=export.metadata)
+        half = load_checkpoint(Path(tmp) / "half")
+        full16 = evaluate_checkpoint(half, args.data, args.split)
+    dtype = "float16" if full16["top1"] == full32["top1"] else "float32"
+    shipped = half if dtype == "float16" else export
+    full = full16 if dtype == "float16" else full32
+    first = evaluate_checkpoint(shipped, args.data, args.split, limit=1000)
+    card = {"test_top1": full["top1"], "test_top5": full["top5"], "test_loss": full["loss"],
+            "test_examples": int(full["count"]), "test_top1_first_1000": first["top1"],
+            "test_top1_float32_weights": full32["top1"], "test_top1_float16_weights": full16["top1"],
+            "test_data": full["data"], "jpeg_note": JPEG_NOTE, "hardware": args.hardware,
+            "train_time": args.train_time, "train_command": args.train_command}
+    metadata = dict(export.metadata, model_card=card)
+    out = save_checkpoint(args.output, export.config, export.params, class_names=export.class_names,
+                          preprocess=export.preprocess, weights_dtype=dtype, metadata=metadata)
+    (out / "README.md").write_text(_card(args, export, card, dtype))
+    print(json.dumps({"output": str(out), "weights_dtype": dtype, **{k: v for k, v in card.items()
+                                                                      if isinstance(v, (int, float))}}))
+    return 0
+
+
+def _card(args, export, card: dict, dtype: str) -> str:
+    cfg = export.config
+    meta = export.metadata
+    size_kb = (Path(args.output) / "model.safetensors").stat().st_size / 1024
+    config = meta.get("config", {})
+    return f"""# {args.title}: `{Path(args.output).name}`
+
+{args.note}
+
+| | |
+|---|---|
+| model | `{config.get('model', {}).get('variant', '?')}`: {cfg.num_levels} levels, dims {list(cfg.dims)}, \
+heads {list(cfg.heads)}, depths {list(cfg.depths)}, {cfg.attention.replace('_', '-')} attention, \
+{cfg.image_size}×{cfg.image_size} input, {cfg.patch_size}×{cfg.patch_size} patches, blocks of \
+{cfg.block_size}×{cfg.block_size} tokens |
+| weights | `model.safetensors`, {dtype} ({size_kb:.0f} KiB); float16 is used only when it leaves the test top-1 \
+unchanged (float32 {card['test_top1_float32_weights']:.2%}, float16 {card['test_top1_float16_weights']:.2%}) |
+| classes | {', '.join(export.class_names)} |
+| preprocessing | resize to {export.preprocess['image_size']}, mean {export.preprocess['mean']}, std \
+{export.preprocess['std']} |
+| training data | {meta.get('train_data')} (JPEG-compressed CIFAR-10) |
+| recipe | {meta.get('steps')} steps of global batch {meta.get('global_batch')}, AdamW (base lr \
+{config.get('optim', {}).get('base_lr')}, weight decay {config.get('optim', {}).get('weight_decay')}), \
+warm-up {config.get('optim', {}).get('warmup_epochs')} epochs + cosine, augmentation {config.get('augment')}, \
+mixing probability {config.get('mixing', {}).get('prob')}, label smoothing \
+{config.get('mixing', {}).get('label_smoothing')}, compute {config.get('dtype')} |
+| hardware, time | {args.hardware}; {args.train_time} |
+
+## Measured
+
+- Test top-1 **{card['test_top1']:.2%}**, top-5 {card['test_top5']:.2%}, loss {card['test_loss']:.4f} on all \
+{card['test_examples']:,} test images ({JPEG_NOTE}).
+- Top-1 on the first 1,000 test images in the loader's fixed order (the regression test's slice): \
+{card['test_top1_first_1000']:.2%} ({JPEG_NOTE}).
+
+Reproduce the evaluation:
+
+```bash
+python scripts/evaluate.py --checkpoint {args.output} --data {args.data}
+```
+
+Reproduce the model:
+
+```bash
+{args.train_command}
+python scripts/package_classifier.py --export WORKDIR/export --output {args.output} \\
+    --hardware "..." --train-time "..." --train-command "..."
+```
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
