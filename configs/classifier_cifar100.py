@@ -3,16 +3,11 @@
   python scripts/train_classifier.py --config configs/classifier_cifar100.py:variant=nest_small_s16_32 --workdir DIR
 """
 
-import importlib.util
-from pathlib import Path
-
 import ml_collections
 
-from nestgen.training.configs import parse_config_arg
+from nestgen.training.configs import load_sibling, parse_config_arg
 
-_spec = importlib.util.spec_from_file_location("classifier_cifar10", Path(__file__).with_name("classifier_cifar10.py"))
-_cifar10 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_cifar10)
+_cifar10 = load_sibling(__file__, "classifier_cifar10")
 
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 

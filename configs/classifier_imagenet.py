@@ -7,16 +7,11 @@ epochs, ImageNet statistics, evaluation at 224 after resizing to 256 (crop_pct 0
 (strength 0.3) is not implemented.
 """
 
-import importlib.util
-from pathlib import Path
-
 import ml_collections
 
-from nestgen.training.configs import parse_config_arg
+from nestgen.training.configs import load_sibling, parse_config_arg
 
-_spec = importlib.util.spec_from_file_location("classifier_cifar10", Path(__file__).with_name("classifier_cifar10.py"))
-_cifar10 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_cifar10)
+_cifar10 = load_sibling(__file__, "classifier_cifar10")
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -24,6 +24,15 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_co
     return config
 
 
+def load_sibling(config_file: str, name: str):
+    """Import another config file of the same folder as a module (configs share recipes this way)."""
+    path = Path(config_file).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"nestgen_config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _parse_value(text: str):
     try:
         return ast.literal_eval(text)
