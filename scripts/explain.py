@@ -1,6 +1,6 @@
 """Explain a classification with GradCAT (and Grad-CAM beside it) and save the picture.
 
-  python scripts/explain.py --checkpoint DIR --image cat.png [--class cat] [--top-k 3] --out explanation.png [--json]
+  python scripts/explain.py [--checkpoint DIR] --image cat.png [--class cat] [--top-k 3] --out explanation.png [--json]
 
 Without --class the predicted class is explained; --top-k explains the k most likely classes (one row each).
 The picture shows the nested GradCAT boxes (root red → leaf), the score map of every level, and Grad-CAM from
@@ -19,7 +19,7 @@ from PIL import Image
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--checkpoint", help="nestgen checkpoint directory (default: the shipped CIFAR-10 model)")
     parser.add_argument("--image", required=True)
     parser.add_argument("--class", dest="target", help="class name or index to explain (default: predicted)")
     parser.add_argument("--top-k", type=int, help="explain the k most likely classes")
@@ -33,9 +33,10 @@ def main(argv=None) -> int:
     from nestgen.data.images import ImageError, load_image, preprocess
     from nestgen.explain.gradcat import GradCAT, grad_cam
     from nestgen.explain.overlay import render_explanation
+    from nestgen.shipped import default_classifier
 
     try:
-        checkpoint = load_checkpoint(args.checkpoint)
+        checkpoint = load_checkpoint(args.checkpoint or default_classifier())
         spec = checkpoint.preprocess
         x = preprocess(load_image(args.image, target_size=int(spec["image_size"])), spec)[None]  # (1, S, S, 3)
         explainer = GradCAT(checkpoint.build(), checkpoint.params, checkpoint.class_names, int(spec["image_size"]))
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
         if not 0 <= args.gradcam_level < checkpoint.config.num_levels:
             raise ValueError(f"--gradcam-level must be in 0..{checkpoint.config.num_levels - 1}")
         explanations = explainer.explain(x, target=args.target, top_k=args.top_k)[0]
-    except (CheckpointError, ImageError, ValueError) as error:
+    except (CheckpointError, ImageError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

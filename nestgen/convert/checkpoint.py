@@ -99,6 +99,9 @@ def save_checkpoint(directory: str | Path, config, params: dict[str, Any], *, cl
     try:
         save_file(arrays, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
         (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        for path in (staging / WEIGHTS_FILE, staging / CONFIG_FILE):
+            path.chmod(0o644)  # readable like any other file, not mkdtemp's owner-only mode
+        staging.chmod(0o755)
         old = directory.with_name(f".{directory.name}.old")
         if old.exists():
             shutil.rmtree(old)
