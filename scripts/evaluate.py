@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         checkpoint = load_checkpoint(args.checkpoint)
         result = evaluate_checkpoint(checkpoint, args.data, args.split, batch_size=args.batch_size,
                                      data_dir=args.data_dir, limit=args.limit)
-    except (CheckpointError, DataError, FileNotFoundError, ValueError) as error:
+    except (CheckpointError, DataError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps({"checkpoint": args.checkpoint, "split": args.split, **result}))

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     try:
         config = load_config(args.config, args.set)
         result = train_and_evaluate(config, args.workdir)
-    except (FileNotFoundError, KeyError, ValueError, DataError, TrainingDiverged) as error:
+    except (FileNotFoundError, KeyError, ValueError, ImportError, DataError, TrainingDiverged) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()}))
