@@ -85,3 +85,10 @@ def test_checkpoints_keep_the_last_k_and_the_best(tmp_path):
     restored = checkpoints.restore(2, state)
     np.testing.assert_array_equal(restored["w"], np.arange(3.0) + 2)
     checkpoints.close()
+
+
+def test_misspelt_mixing_setting_fails_before_any_compute():
+    config = load_config(f"{CIFAR}:smoke")
+    config.mixing.cutmix_alfa = 1.0
+    with pytest.raises(ValueError, match="unknown mixing settings \\['cutmix_alfa'\\]"):
+        validate(config)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from nestgen.convert.checkpoint import save_checkpoint
 from nestgen.convert.tree import flatten
 from nestgen.data import pipeline
-from nestgen.data.mixing import mixup_or_cutmix, one_hot_smoothed
+from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
 from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
@@ -70,6 +70,7 @@ def validate(config: ml_collections.ConfigDict):
                          f"{cfg.image_size}: set model.overrides.image_size or input.image_size")
     if config.dtype not in COMPUTE_DTYPES:
         raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    MixConfig.from_dict(config.mixing)  # unknown or misspelt settings fail here
     sharding.check_batch_divisible(config.global_batch, "config.global_batch")
     sharding.check_batch_divisible(config.eval_batch, "config.eval_batch")
     if config.checkpoint_every_steps % config.log_every_steps:
@@ -134,15 +135,12 @@ def _data(config) -> tuple[_Split, _Split | None]:
 
 
 def make_train_step(model, optimizer, schedule, config, num_classes: int):
-    mixing = config.mixing
+    mixing = MixConfig.from_dict(config.mixing)
 
     def step_fn(state: TrainState, batch: dict[str, jax.Array], base_rng: jax.Array):
         rng = jax.random.fold_in(base_rng, state.step)
         mix_rng, dropout_rng = jax.random.split(rng)
-        targets = one_hot_smoothed(batch["labels"], num_classes, mixing.label_smoothing)  # (B, K)
-        images, targets = mixup_or_cutmix(mix_rng, batch["images"], targets, mixup_alpha=mixing.mixup_alpha,
-                                          cutmix_alpha=mixing.cutmix_alpha, switch_prob=mixing.switch_prob,
-                                          prob=mixing.prob)
+        images, targets = mix_batch(mix_rng, batch["images"], batch["labels"], num_classes, mixing)  # targets (B, K)
 
         def loss_fn(params):
             logits, _ = model.apply({"params": params}, images, train=True, rngs={"dropout": dropout_rng})
