@@ -93,6 +93,10 @@ class NestConfig:
         starts = np.cumsum((0,) + self.depths).tolist()
         return [tuple(rates[starts[i]:starts[i + 1]]) for i in range(self.num_levels)]
 
+    def example_inputs(self, batch: int = 1) -> tuple[jax.Array, ...]:
+        """Inputs of the right shape for `init` and shape inference."""
+        return (jnp.zeros((batch, self.image_size, self.image_size, self.in_channels), jnp.float32),)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v
                                       for k, v in dataclasses.asdict(self).items()}}

@@ -189,6 +189,36 @@ class BlockAggregation(nn.Module):
         return blockify(x, block_size)  # (B, T/4, N, C')
 
 
+def pixel_shuffle(x: jax.Array, factor: int = 2) -> jax.Array:
+    """Depth-to-space: (B, H, W, C) → (B, fH, fW, C/f²); each pixel's channels become an f×f patch."""
+    b, h, w, c = x.shape
+    if c % (factor * factor):
+        raise ValueError(f"pixel shuffle x{factor} needs channels divisible by {factor * factor}, got {c}")
+    x = x.reshape(b, h, w, factor, factor, c // factor**2)  # (B, H, W, f, f, C/f²)
+    x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, H, f, W, f, C/f²)
+    return x.reshape(b, h * factor, w * factor, c // factor**2)  # (B, fH, fW, C/f²)
+
+
+class BlockDeAggregation(nn.Module):
+    """Expand each block into its 4 children (the mirror of `BlockAggregation`): (B, T, N, C) → (B, 4T, N, C').
+
+    unblockify → pixel shuffle ×2 → conv 3×3 → LayerNorm → blockify. Child (2i+a, 2j+b) of block (i, j) covers
+    the quarter (a, b) of its parent's pixels, the same parent/child relation GradCAT walks in the encoder. The
+    conv lets neighbouring blocks exchange information; without it block seams appear.
+    """
+
+    dim: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        block_size = _square_root(x.shape[2], "tokens per block N")
+        x = pixel_shuffle(unblockify(x), 2)  # (B, 2H, 2W, C/4)
+        x = nn.Conv(self.dim, (3, 3), padding="SAME", dtype=self.dtype, kernel_init=kernel_init, name="conv")(x)
+        x = LayerNorm(dtype=self.dtype, name="norm")(x)  # (B, 2H, 2W, C')
+        return blockify(x, block_size)  # (B, 4T, N, C')
+
+
 class Level(nn.Module):
     """One level of the hierarchy: a learned position embedding (1, T, N, C), then `depth` transformer layers."""
 

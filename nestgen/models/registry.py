@@ -1,4 +1,5 @@
-"""The one registry of named model variants: the six published NesT classifiers and nestgen's own.
+"""The one registry of named model variants: the six published NesT classifiers, nestgen's own classifier,
+generators and discriminators.
 
 `get_config(name, **overrides)` returns the variant's config with fields replaced; `create_model` builds the
 Flax module from a name or a config; `init_params` gives its float32 parameters.
@@ -13,6 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from nestgen.models.classifier import NestConfig
+from nestgen.models.discriminator import ConvDiscriminatorConfig, NestDiscriminatorConfig
+from nestgen.models.generator import GeneratorConfig
 
 # The official CIFAR recipe: 1×1 patches, 4×4-token blocks, 4 levels of 3 layers, multi-query attention.
 _CIFAR = dict(image_size=32, patch_size=1, num_levels=4, depths=(3, 3, 3, 3), attention="multi_query",
@@ -35,7 +38,41 @@ VARIANTS: dict[str, Any] = {
                                 depths=(2, 2), attention="multi_head", num_classes=10, drop_path_rate=0.0),
 }
 
-CONFIG_TYPES = {cls.kind: cls for cls in (NestConfig,)}
+# Generators: 4×4-pixel blocks; every resolution doubling adds one finer level with half the channels, so the
+# cost per image grows about linearly with the number of pixels. `_cond` variants are class-conditional (CIFAR-10
+# classes by default; `num_classes=` overrides).
+_GEN = dict(block_size=4, attention="multi_head", latent_dim=128, w_dim=256, mapping_layers=2)
+_GEN_32 = dict(_GEN, image_size=32, num_levels=4, dims=(128, 256, 256, 512), heads=(2, 4, 4, 8), depths=(1, 2, 2, 2))
+_GEN_64 = dict(_GEN, image_size=64, num_levels=5, dims=(64, 128, 256, 256, 512), heads=(1, 2, 4, 4, 8),
+               depths=(1, 1, 2, 2, 2))
+_GEN_128 = dict(_GEN, image_size=128, num_levels=6, dims=(32, 64, 128, 256, 256, 512), heads=(1, 1, 2, 4, 4, 8),
+                depths=(1, 1, 1, 2, 2, 2))
+# A generator small enough to train on 2 CPU cores (the shipped stand-in).
+_GEN_MICRO = dict(_GEN, image_size=32, num_levels=4, dims=(32, 64, 128, 128), heads=(1, 2, 4, 4), depths=(1, 1, 1, 1),
+                  latent_dim=64, w_dim=128)
+for _name, _shape in (("32", _GEN_32), ("64", _GEN_64), ("128", _GEN_128), ("micro_32", _GEN_MICRO)):
+    VARIANTS[f"nest_gen_{_name}"] = GeneratorConfig(**_shape)
+    VARIANTS[f"nest_gen_{_name}_cond"] = GeneratorConfig(**_shape, num_classes=10)
+
+# Discriminators (unconditional; the GAN trainer sets num_classes to the generator's for projection).
+VARIANTS.update({
+    "conv_disc_32": ConvDiscriminatorConfig(image_size=32, channels=(128, 256, 256, 256)),
+    "conv_disc_64": ConvDiscriminatorConfig(image_size=64, channels=(64, 128, 256, 256, 256)),
+    "conv_disc_128": ConvDiscriminatorConfig(image_size=128, channels=(32, 64, 128, 256, 256, 256)),
+    "conv_disc_micro_32": ConvDiscriminatorConfig(image_size=32, channels=(32, 64, 64, 64)),
+    # NesT discriminators: 2×2 patches (4×4 at 128), 4×4-token blocks, multi-head attention.
+    "nest_disc_32": NestDiscriminatorConfig(image_size=32, patch_size=2, num_levels=3, dims=(128, 256, 256),
+                                            heads=(2, 4, 4), depths=(1, 2, 2), attention="multi_head"),
+    "nest_disc_64": NestDiscriminatorConfig(image_size=64, patch_size=2, num_levels=4, dims=(64, 128, 256, 256),
+                                            heads=(1, 2, 4, 4), depths=(1, 1, 2, 2), attention="multi_head"),
+    "nest_disc_128": NestDiscriminatorConfig(image_size=128, patch_size=4, num_levels=4, dims=(64, 128, 256, 256),
+                                             heads=(1, 2, 4, 4), depths=(1, 1, 2, 2), attention="multi_head"),
+    "nest_disc_micro_32": NestDiscriminatorConfig(image_size=32, patch_size=2, num_levels=3, dims=(32, 64, 64),
+                                                  heads=(1, 2, 2), depths=(1, 1, 1), attention="multi_head"),
+})
+
+CONFIG_TYPES = {cls.kind: cls for cls in (NestConfig, GeneratorConfig, ConvDiscriminatorConfig,
+                                          NestDiscriminatorConfig)}
 
 
 def get_config(name: str, **overrides: Any):
@@ -59,16 +96,14 @@ def create_model(name_or_config, dtype=jnp.float32):
 
 
 def init_params(config, rng: jax.Array | int = 0) -> dict[str, Any]:
-    """Randomly initialised float32 parameters of a classifier config (truncated normal 0.02, zero biases)."""
+    """Randomly initialised float32 parameters of any registered config kind."""
     rng = jax.random.key(rng) if isinstance(rng, int) else rng
-    image = jnp.zeros((1, config.image_size, config.image_size, config.in_channels), jnp.float32)
-    return jax.jit(lambda r: config.build().init(r, image)["params"])(rng)
+    return jax.jit(lambda r: config.build().init(r, *config.example_inputs())["params"])(rng)
 
 
 def abstract_params(config) -> dict[str, Any]:
     """Parameter shapes and dtypes without allocating them (jax.ShapeDtypeStruct leaves)."""
-    image = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, config.in_channels), jnp.float32)
-    return jax.eval_shape(lambda x: config.build().init(jax.random.key(0), x), image)["params"]
+    return jax.eval_shape(lambda: config.build().init(jax.random.key(0), *config.example_inputs()))["params"]
 
 
 def count_params(params) -> int:

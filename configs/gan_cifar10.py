@@ -1,0 +1,84 @@
+"""The class-conditional NesT GAN on CIFAR-10 (spec.md §3 recipe), from the shared JPEG archive.
+
+  python scripts/train_gan.py --config configs/gan_cifar10.py --workdir runs/gan          # GPU
+  python scripts/train_gan.py --config configs/gan_cifar10.py:smoke --workdir /tmp/gan    # CPU, ~1 min
+  python scripts/train_gan.py --config configs/gan_cifar10.py:cpu --workdir runs/gan-cpu  # the CPU stand-in
+
+Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu.
+"""
+
+import ml_collections
+
+from nestgen.training.configs import parse_config_arg
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    args = parse_config_arg(arg)
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.generator = ml_collections.ConfigDict({"variant": args.get("variant", "nest_gen_32_cond"), "overrides": {}})
+    # The discriminator's num_classes follows the generator's (projection conditioning).
+    c.discriminator = ml_collections.ConfigDict({"variant": args.get("disc", "conv_disc_32"), "overrides": {}})
+    c.dtype = "float32"  # compute dtype of G and D ("bfloat16" for mixed precision); parameters stay float32
+    c.data = ml_collections.ConfigDict({
+        "train": "zip:../shared/data/cifar10-train.zip", "train_split": "train", "data_dir": None,
+        "cache_dir": None, "train_limit": None, "xflip": True})
+    c.loss = ml_collections.ConfigDict({
+        "kind": "non_saturating",  # or "hinge"
+        "r1_gamma": 0.05, "r1_every": 16,  # lazy R1 on reals: every 16 D steps, weighted ×16
+        "diffaugment": "color,translation,cutout"})  # "" disables DiffAugment
+    c.optim = ml_collections.ConfigDict({"g_lr": 2e-4, "d_lr": 2e-4, "b1": 0.0, "b2": 0.99, "eps": 1e-8})
+    c.ema = ml_collections.ConfigDict({"half_life_images": 500_000, "rampup": 0.05})  # rampup: ≤ 5% of images seen
+    c.w_avg_beta = 0.995  # tracked mean of w (per class when conditional) for truncation
+    c.global_batch = 64
+    c.total_images = 20_000_000
+    c.log_every_images = 6_400
+    c.sample_every_images = 256_000
+    c.checkpoint_every_images = 256_000
+    c.keep_checkpoints = 2
+    c.async_checkpoints = True
+    c.grid = ml_collections.ConfigDict({"rows": 10, "columns": 10, "seed": 0})  # one row per class
+    # Periodic FID / FD_NesT of the EMA generator; 0 disables. features: "inception" or "nest:<classifier dir>".
+    c.fid = ml_collections.ConfigDict({"every_images": 0, "num": 10_000, "reference": "cifar10:train",
+                                       "features": "inception", "batch_size": 100})
+    if args.get("uncond"):
+        c.generator.variant = c.generator.variant.removesuffix("_cond")
+    if args.get("bf16"):
+        c.dtype = "bfloat16"
+    if args.get("cpu"):
+        cpu(c, args)
+    if args.get("smoke"):
+        smoke(c)
+    return c
+
+
+def cpu(c: ml_collections.ConfigDict, args: dict) -> None:
+    """What 2 CPU cores can train in a few hours: the micro generator and discriminator, batch 32."""
+    c.generator.variant = args.get("variant", "nest_gen_micro_32_cond")
+    c.discriminator.variant = args.get("disc", "conv_disc_micro_32")
+    c.global_batch = 32
+    c.optim.g_lr = c.optim.d_lr = 1e-3
+    c.ema.half_life_images = 20_000
+    c.total_images = 1_000_000
+    c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 3_200, 64_000, 32_000
+
+
+def smoke(c: ml_collections.ConfigDict) -> None:
+    """A 16×16 micro GAN on 256 training images for 20 steps: the whole trainer end to end on a CPU."""
+    c.generator.overrides = {"image_size": 16, "num_levels": 3, "dims": (16, 32, 32), "heads": (1, 2, 2),
+                             "depths": (1, 1, 1), "latent_dim": 16, "w_dim": 32}
+    c.generator.variant = "nest_gen_micro_32_cond" if c.generator.variant.endswith("_cond") else "nest_gen_micro_32"
+    if c.discriminator.variant.startswith("nest"):
+        c.discriminator.variant = "nest_disc_micro_32"
+        c.discriminator.overrides = {"image_size": 16, "dims": (16, 32, 32), "heads": (1, 2, 2)}
+    else:
+        c.discriminator.variant = "conv_disc_micro_32"
+        c.discriminator.overrides = {"image_size": 16, "channels": (16, 32, 32)}
+    c.data.train_limit = 256
+    c.global_batch = 16
+    c.loss.r1_every = 4
+    c.total_images = 320
+    c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 80, 160, 160
+    c.ema.half_life_images = 1_000
+    c.grid.rows, c.grid.columns = 10, 4
+    c.fid.num = 64

@@ -1,0 +1,192 @@
+"""The NesT generator (spec.md §3): the encoder's block tree read backwards, root block first.
+
+z [+ class embedding] → mapping MLP → w. w → dense → the root level: one block of S×S tokens. Every level adds
+its position embedding and runs transformer layers with local attention inside each block and LayerNorms
+modulated by w; between levels, block de-aggregation turns every block into its 4 children (pixel shuffle ×2
++ conv 3×3). The finest level has one token per pixel; to RGB: LayerNorm → dense(3) → tanh, images in [-1, 1].
+Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nestgen.models.nest import (
+    ACTIVATIONS,
+    ATTENTION_KINDS,
+    LAYER_NORM_EPSILON,
+    BlockDeAggregation,
+    Dtype,
+    LayerNorm,
+    Level,
+    kernel_init,
+    unblockify,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """Shape of a NesT generator. `num_classes == 0` is unconditional; otherwise labels select a class embedding."""
+
+    kind: ClassVar[str] = "generator"
+
+    image_size: int = 32
+    block_size: int = 4  # S: pixels along a block edge at the finest level (N = S*S tokens per block)
+    num_levels: int = 4
+    dims: tuple[int, ...] = (128, 256, 256, 512)  # level 0 (finest) first, as NestConfig
+    heads: tuple[int, ...] = (2, 4, 4, 8)
+    depths: tuple[int, ...] = (1, 2, 2, 2)
+    attention: str = "multi_head"
+    latent_dim: int = 128
+    w_dim: int = 256
+    mapping_layers: int = 2
+    num_classes: int = 0
+    mlp_ratio: float = 4.0
+    activation: str = "gelu_tanh"
+    out_channels: int = 3
+
+    def __post_init__(self):
+        for name in ("dims", "heads", "depths"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+            if len(getattr(self, name)) != self.num_levels:
+                raise ValueError(f"{name} needs one entry per level ({self.num_levels}), got {getattr(self, name)}")
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+        if self.image_size != self.block_size * 2 ** (self.num_levels - 1):
+            raise ValueError(f"image_size {self.image_size} must equal block_size {self.block_size} × "
+                             f"2**(num_levels - 1) = {self.block_size * 2 ** (self.num_levels - 1)}")
+        for level, (dim, heads) in enumerate(zip(self.dims, self.heads, strict=True)):
+            if dim % heads:
+                raise ValueError(f"level {level}: dim {dim} is not divisible by {heads} heads")
+            if level > 0 and dim % 4:
+                raise ValueError(f"level {level}: dim {dim} must be divisible by 4 (pixel shuffle ×2 below it)")
+        if self.num_classes < 0 or self.latent_dim < 1 or self.w_dim < 1 or self.mapping_layers < 1:
+            raise ValueError("num_classes must be ≥ 0; latent_dim, w_dim and mapping_layers ≥ 1")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    @property
+    def num_kv_heads(self) -> tuple[int, ...]:
+        return self.heads if self.attention == "multi_head" else (1,) * self.num_levels
+
+    def blocks_per_level(self) -> tuple[int, ...]:
+        return tuple(4 ** (self.num_levels - 1 - level) for level in range(self.num_levels))
+
+    def example_inputs(self, batch: int = 1) -> tuple[jax.Array, ...]:
+        z = jnp.zeros((batch, self.latent_dim), jnp.float32)
+        return (z, jnp.zeros((batch,), jnp.int32)) if self.conditional else (z,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v
+                                      for k, v in dataclasses.asdict(self).items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        data = {k: v for k, v in data.items() if k != "kind"}
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown generator config fields: {sorted(unknown)}")
+        return cls(**data)
+
+    def build(self, dtype: Dtype = jnp.float32) -> NestGenerator:
+        return NestGenerator(self, dtype=dtype)
+
+
+def _normalise(x: jax.Array) -> jax.Array:
+    """Scale each vector to unit root-mean-square (StyleGAN's pixel norm on z and the class embedding)."""
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-8)
+
+
+class MappingNetwork(nn.Module):
+    """z (B, Z) [+ class embedding of labels (B,)] → w (B, W): an MLP with leaky ReLU, as StyleGAN's."""
+
+    config: GeneratorConfig
+
+    @nn.compact
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        cfg = self.config
+        x = _normalise(z.astype(jnp.float32))
+        if cfg.conditional:
+            if labels is None:
+                raise ValueError(f"this generator is class-conditional ({cfg.num_classes} classes): pass labels")
+            embed = nn.Embed(cfg.num_classes, cfg.latent_dim, embedding_init=nn.initializers.normal(1.0),
+                             name="class_embed")(labels)  # (B, Z)
+            x = jnp.concatenate([x, _normalise(embed)], axis=-1)  # (B, 2Z)
+        for i in range(cfg.mapping_layers):
+            x = nn.leaky_relu(nn.Dense(cfg.w_dim, name=f"fc{i}")(x), 0.2)
+        return x  # (B, W), float32
+
+
+class ModulatedLayerNorm(nn.Module):
+    """LayerNorm whose scale and shift come from w: norm(x) · (1 + γ(w)) + β(w), per level and per layer."""
+
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        y = nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, use_scale=False, use_bias=False, dtype=self.dtype)(x)
+        style = nn.Dense(2 * c, dtype=self.dtype, kernel_init=kernel_init, name="style")(w)  # (B, 2C)
+        gamma, beta = jnp.split(style[:, None, None, :], 2, axis=-1)  # (B, 1, 1, C) each
+        return y * (1 + gamma) + beta  # (B, T, N, C)
+
+
+class SynthesisNetwork(nn.Module):
+    """w (B, W) → images (B, H, W, 3) in [-1, 1], plus every level's output features (B, T_l, N, C_l)."""
+
+    config: GeneratorConfig
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, w: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+        cfg = self.config
+        top, n = cfg.num_levels - 1, cfg.block_size**2
+        x = nn.Dense(n * cfg.dims[top], dtype=self.dtype, kernel_init=kernel_init, name="root")(w)
+        x = x.reshape(w.shape[0], 1, n, cfg.dims[top])  # (B, 1, N, C_top): the root level's one block
+        levels: list[jax.Array] = [None] * cfg.num_levels
+        for level in range(top, -1, -1):
+            x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
+                      cfg.activation, ModulatedLayerNorm, dtype=self.dtype, name=f"level_{level}")(x, w)
+            levels[level] = x  # (B, T_l, N, C_l)
+            if level > 0:
+                x = BlockDeAggregation(cfg.dims[level - 1], dtype=self.dtype,
+                                       name=f"expand_{level}")(x)  # (B, 4 T_l, N, C_l-1)
+        x = LayerNorm(dtype=self.dtype, name="to_rgb_norm")(x)
+        x = nn.Dense(cfg.out_channels, dtype=self.dtype, kernel_init=kernel_init, name="to_rgb")(x)
+        images = jnp.tanh(unblockify(x).astype(jnp.float32))  # (B, H, W, 3) in [-1, 1]
+        return images, levels
+
+
+class NestGenerator(nn.Module):
+    """z (B, Z) [, labels (B,)] → (images (B, H, W, 3) in [-1, 1], {"w": (B, W), "levels": [...]}).
+
+    `method="map"` gives w only and `method="synthesize"` renders a given w, for truncation (ψ toward a tracked
+    mean of w) and interpolation in w space. Parameters are float32; `dtype` is the compute dtype.
+    """
+
+    config: GeneratorConfig
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.mapping = MappingNetwork(self.config)
+        self.synthesis = SynthesisNetwork(self.config, self.dtype)
+
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, dict[str, Any]]:
+        w = self.mapping(z, labels)
+        images, levels = self.synthesis(w)
+        return images, {"w": w, "levels": levels}
+
+    def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        return self.mapping(z, labels)
+
+    def synthesize(self, w: jax.Array) -> jax.Array:
+        return self.synthesis(w)[0]

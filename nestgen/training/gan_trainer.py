@@ -1,0 +1,371 @@
+"""Train the NesT GAN: `train_and_evaluate(config, workdir)`.
+
+Separate discriminator and generator steps (one jitted, donated update per iteration), lazy R1 on reals,
+DiffAugment on both of D's inputs, Adam β = (0, 0.99), a generator EMA with a half-life counted in images (ramped
+up early on), a tracked mean of w for truncation, data parallel over every device of every host, orbax
+checkpoints with exact resume (data order and rngs are functions of the step), a NaN guard, hierarchical metrics
+(`gan/D/loss`, `gan/G/loss`, `gan/D/r1`, …), fixed-latent sample grids, periodic FID of the EMA generator, and
+the EMA generator (and the discriminator) exported as nestgen checkpoint directories after every save.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from nestgen.convert.checkpoint import Checkpoint, save_checkpoint
+from nestgen.data.diffaugment import POLICIES, diff_augment
+from nestgen.data.pipeline import HostSlice, train_batches
+from nestgen.data.sources import SplitData, load_split, parse_data_spec
+from nestgen.evaluation.sampling import W_AVG_KEY, grid, latents, save_png, to_uint8
+from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_penalty
+from nestgen.models.registry import get_config
+from nestgen.training import sharding
+from nestgen.training.checkpoints import TrainCheckpoints
+from nestgen.training.classifier_trainer import COMPUTE_DTYPES, TrainingDiverged, params_fingerprint
+from nestgen.training.metrics import MetricWriter
+
+
+@flax.struct.dataclass
+class GanState:
+    step: jax.Array
+    g_params: Any
+    d_params: Any
+    g_ema: Any  # exponential moving average of g_params: what is sampled, evaluated and exported
+    g_opt: Any
+    d_opt: Any
+    w_avg: jax.Array  # (num_classes or 1, w_dim): tracked mean of w per class, the truncation centre
+
+
+def model_configs(config: ml_collections.ConfigDict):
+    """(generator config, discriminator config); D's num_classes follows G's (projection conditioning)."""
+    def build(section: str, extra: dict[str, Any]):
+        overrides = {**dict(config[section].get("overrides", {}) or {}), **extra}
+        try:
+            return get_config(config[section].variant, **overrides)
+        except KeyError as error:
+            raise ValueError(f"config.{section}.variant: {error.args[0]}") from error
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"config.{section} ({config[section].variant} with {overrides}): {error}") from error
+
+    g_cfg = build("generator", {})
+    if g_cfg.kind != "generator":
+        raise ValueError(f"config.generator.variant {config.generator.variant!r} is a {g_cfg.kind}, not a generator")
+    d_cfg = build("discriminator", {"num_classes": g_cfg.num_classes})
+    if d_cfg.kind not in ("conv_discriminator", "nest_discriminator"):
+        raise ValueError(f"config.discriminator.variant {config.discriminator.variant!r} is a {d_cfg.kind}")
+    if d_cfg.image_size != g_cfg.image_size:
+        raise ValueError(f"the generator makes {g_cfg.image_size}px images but the discriminator takes "
+                         f"{d_cfg.image_size}px: choose matching variants or set discriminator.overrides.image_size")
+    return g_cfg, d_cfg
+
+
+def augment_policy(config) -> tuple[str, ...]:
+    policy = tuple(p.strip() for p in config.loss.diffaugment.split(",") if p.strip())
+    if unknown := [p for p in policy if p not in POLICIES]:
+        raise ValueError(f"config.loss.diffaugment: unknown operations {unknown}; known: {', '.join(POLICIES)}")
+    return policy
+
+
+def intervals(config) -> dict[str, int]:
+    """Logging, sampling, checkpoint and FID intervals in steps (from images; 0 = never) and the total steps."""
+    every = lambda images: max(1, round(images / config.global_batch)) if images else 0  # noqa: E731
+    return {"total": math.ceil(config.total_images / config.global_batch), "log": every(config.log_every_images),
+            "sample": every(config.sample_every_images), "checkpoint": every(config.checkpoint_every_images),
+            "fid": every(config.fid.every_images)}
+
+
+def validate(config: ml_collections.ConfigDict):
+    """Check everything that can be checked before loading data or compiling; returns (G config, D config)."""
+    g_cfg, d_cfg = model_configs(config)
+    if config.loss.kind not in LOSS_KINDS:
+        raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
+    augment_policy(config)
+    if config.dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    if config.loss.r1_every < 1 or config.loss.r1_gamma < 0:
+        raise ValueError("config.loss.r1_every must be ≥ 1 and config.loss.r1_gamma ≥ 0")
+    if not 0 <= config.w_avg_beta < 1 or config.ema.half_life_images < 0:
+        raise ValueError("config.w_avg_beta must be in [0, 1) and config.ema.half_life_images ≥ 0")
+    sharding.check_batch_divisible(config.global_batch, "config.global_batch")
+    steps = intervals(config)
+    if not steps["log"] or steps["checkpoint"] % steps["log"]:
+        raise ValueError("config.checkpoint_every_images must be a multiple of config.log_every_images (so a "
+                         "resumed run logs exactly what an uninterrupted one would)")
+    spec = parse_data_spec(config.data.train)
+    if spec.kind in ("folder", "zip") and not Path(spec.target).exists():
+        raise FileNotFoundError(f"config.data.train: {spec.target} does not exist")
+    return g_cfg, d_cfg
+
+
+def ema_beta(images_seen: jax.Array, batch: int, half_life_images: float, rampup: float | None) -> jax.Array:
+    """Decay per step so the EMA halves every `half_life_images` images: β = 0.5 ** (batch / half-life).
+
+    With a ramp-up the half-life is at most `rampup` × images seen, so early weights are forgotten quickly."""
+    half_life = jnp.asarray(half_life_images, jnp.float32)
+    if rampup:
+        half_life = jnp.minimum(half_life, jnp.asarray(images_seen, jnp.float32) * rampup)
+    return jnp.power(0.5, batch / jnp.maximum(half_life, 1e-8))
+
+
+def ema_update(ema: Any, params: Any, beta: jax.Array) -> Any:
+    """ema ← params + β (ema − params)."""
+    return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
+
+
+def track_w_avg(w_avg: jax.Array, w: jax.Array, labels: jax.Array, beta: float) -> jax.Array:
+    """Move each class's mean of w toward the batch mean of that class (classes absent from the batch stay)."""
+    k = w_avg.shape[0]
+    onehot = jax.nn.one_hot(labels if k > 1 else jnp.zeros_like(labels), k, dtype=jnp.float32)  # (B, K)
+    counts = onehot.sum(0)[:, None]  # (K, 1)
+    means = (onehot.T @ w.astype(jnp.float32)) / jnp.maximum(counts, 1.0)  # (K, W)
+    return jnp.where(counts > 0, means + beta * (w_avg - means), w_avg)
+
+
+def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, latent_dim: int):
+    """d_step(state, batch, rng, r1) and g_step(state, batch, rng): each updates only its own network."""
+    policy, kind, conditional = augment_policy(config), config.loss.kind, generator.config.conditional
+    r1_weight = config.loss.r1_gamma / 2 * config.loss.r1_every  # lazy regularisation: k× less often, k× heavier
+
+    def generate(g_params, rng, labels):
+        z = jax.random.normal(rng, (labels.shape[0], latent_dim))
+        images, aux = generator.apply({"params": g_params}, z, labels if conditional else None)
+        return images, aux["w"]
+
+    def score(d_params, rng, images, labels):
+        images = diff_augment(rng, images, policy)
+        return discriminator.apply({"params": d_params}, images, labels if conditional else None)[0]
+
+    def d_step(state: GanState, batch, rng, r1: bool):
+        z_rng, real_rng, fake_rng = jax.random.split(rng, 3)
+        labels = batch["labels"]
+        fake = jax.lax.stop_gradient(generate(state.g_params, z_rng, labels)[0])
+
+        def loss_fn(d_params):
+            real_scores = score(d_params, real_rng, batch["images"], labels)
+            fake_scores = score(d_params, fake_rng, fake, labels)
+            loss = discriminator_loss(real_scores, fake_scores, kind)
+            penalty = r1_penalty(lambda x: score(d_params, real_rng, x, labels), batch["images"]) if r1 else 0.0
+            return loss + r1_weight * penalty, (loss, penalty, real_scores, fake_scores)
+
+        grads, (loss, penalty, real, fake_scores) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+        updates, d_opt = d_optimizer.update(grads, state.d_opt, state.d_params)
+        metrics = {"gan/D/loss": loss, "gan/D/real_score": real.mean(), "gan/D/fake_score": fake_scores.mean(),
+                   "gan/D/grad_norm": optax.global_norm(grads)}
+        if r1:
+            metrics["gan/D/r1"] = penalty
+        return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), metrics
+
+    def g_step(state: GanState, batch, rng):
+        z_rng, fake_rng = jax.random.split(rng)
+        labels = batch["labels"]
+
+        def loss_fn(g_params):
+            fake, w = generate(g_params, z_rng, labels)
+            return generator_loss(score(state.d_params, fake_rng, fake, labels), kind), w
+
+        (loss, w), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+        updates, g_opt = g_optimizer.update(grads, state.g_opt, state.g_params)
+        w_avg = track_w_avg(state.w_avg, jax.lax.stop_gradient(w), labels, config.w_avg_beta)
+        metrics = {"gan/G/loss": loss, "gan/G/grad_norm": optax.global_norm(grads)}
+        return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
+                             w_avg=w_avg), metrics
+
+    def train_step(state: GanState, batch, base_rng, r1: bool):
+        """One iteration: D step, G step, EMA update; step + 1."""
+        d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
+        state, d_metrics = d_step(state, batch, d_rng, r1)
+        state, g_metrics = g_step(state, batch, g_rng)
+        images_seen = (state.step + 1) * batch["images"].shape[0]
+        beta = ema_beta(images_seen, batch["images"].shape[0], config.ema.half_life_images, config.ema.rampup)
+        state = state.replace(step=state.step + 1, g_ema=ema_update(state.g_ema, state.g_params, beta))
+        return state, {**d_metrics, **g_metrics, "gan/G/ema_beta": beta}
+
+    return d_step, g_step, train_step
+
+
+def create_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    adam = lambda lr: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)  # noqa: E731
+    return adam(config.optim.g_lr), adam(config.optim.d_lr)
+
+
+def init_state(g_cfg, d_cfg, g_optimizer, d_optimizer, rng: jax.Array) -> GanState:
+    g_rng, d_rng = jax.random.split(rng)
+    g_params = g_cfg.build().init(g_rng, *g_cfg.example_inputs())["params"]
+    d_params = d_cfg.build().init(d_rng, *d_cfg.example_inputs())["params"]
+    w_avg = jnp.zeros((max(g_cfg.num_classes, 1), g_cfg.w_dim), jnp.float32)
+    return GanState(jnp.zeros((), jnp.int32), g_params, d_params, g_params, g_optimizer.init(g_params),
+                    d_optimizer.init(d_params), w_avg)
+
+
+def resize_split(data: SplitData, size: int) -> SplitData:
+    """Resample a split to the generator's resolution once, in memory (box filter down, bicubic up)."""
+    if data.images.shape[1:3] == (size, size):
+        return data
+    from PIL import Image
+
+    down = data.images.shape[1] > size
+    images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BOX if down else Image.BICUBIC))
+                       for im in data.images])  # (N, size, size, 3)
+    return dataclasses.replace(data, images=images, description=f"{data.description} resized to {size}x{size}")
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def grid_inputs(config, g_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed latents of the sample grids: seeds grid.seed … (rows × columns), one row per class."""
+    n, columns = config.grid.rows * config.grid.columns, config.grid.columns
+    z = latents(range(config.grid.seed, config.grid.seed + n), g_cfg.latent_dim)
+    labels = (np.arange(n) // columns) % max(g_cfg.num_classes, 1)
+    return z, labels.astype(np.int32)
+
+
+def generator_checkpoint(g_cfg, state: GanState, class_names, metadata: dict[str, Any]) -> Checkpoint:
+    """The EMA generator as an in-memory release checkpoint (what is exported, sampled and evaluated)."""
+    params = jax.device_get(state.g_ema)
+    meta = {**metadata, W_AVG_KEY: np.asarray(jax.device_get(state.w_avg)).tolist()}
+    return Checkpoint(g_cfg, params, list(class_names), {"image_size": g_cfg.image_size, "range": [-1, 1]}, meta)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       fid_fn: Callable[[Checkpoint], dict[str, float]] | None = None) -> dict[str, Any]:
+    """Train (or resume) in `workdir`; returns the final metrics and the export directories.
+
+    `fid_fn(checkpoint) -> {"fid/…": value}` evaluates the EMA generator every `fid.every_images` images (default:
+    clean-fid as configured in `config.fid`); the checkpoint with the lowest first value is kept as the best."""
+    workdir = Path(workdir)
+    sharding.initialize_distributed()
+    g_cfg, d_cfg = validate(config)
+    steps = intervals(config)
+    host = HostSlice(jax.process_index(), jax.process_count())
+    data = load_split(config.data.train, config.data.train_split, data_dir=config.data.data_dir,
+                      cache_dir=config.data.cache_dir, limit=config.data.train_limit)
+    data = resize_split(data, g_cfg.image_size)
+    if g_cfg.conditional and len(data.class_names) != g_cfg.num_classes:
+        raise ValueError(f"the training data has {len(data.class_names)} classes but the generator has "
+                         f"{g_cfg.num_classes}: set generator.overrides.num_classes={len(data.class_names)}")
+    if steps["fid"] and fid_fn is None:
+        from nestgen.evaluation.fid import trainer_fid_fn
+
+        fid_fn = trainer_fid_fn(config.fid)
+
+    mesh = sharding.make_mesh()
+    replicated = sharding.replicated(mesh)
+    dtype = COMPUTE_DTYPES[config.dtype]
+    generator, discriminator = g_cfg.build(dtype), d_cfg.build(dtype)
+    g_optimizer, d_optimizer = create_optimizers(config)
+    state = jax.jit(functools.partial(init_state, g_cfg, d_cfg, g_optimizer, d_optimizer),
+                    out_shardings=replicated)(jax.random.key(config.seed))
+    checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
+                                   best_metric="fid/best_key" if steps["fid"] else None, best_mode="min",
+                                   asynchronous=config.async_checkpoints)
+    start = checkpoints.latest_step() or 0
+    if start:
+        state = checkpoints.restore(start, state)
+    writer = MetricWriter(workdir, resume_step=start)
+
+    *_, step_fn = make_steps(generator, discriminator, g_optimizer, d_optimizer, config, g_cfg.latent_dim)
+    train_step = jax.jit(step_fn, static_argnums=(3,), donate_argnums=(0,),
+                         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+                         out_shardings=(replicated, replicated))
+    all_finite = jax.jit(_all_finite)
+    render = jax.jit(lambda params, z, y: generator.apply({"params": params}, z, y if g_cfg.conditional else None)[0])
+    grid_z, grid_labels = grid_inputs(config, g_cfg)
+    samples_dir = workdir / "samples"
+
+    def save_grid(params, name: str):
+        if jax.process_index() == 0:
+            save_png(grid(to_uint8(render(params, grid_z, grid_labels)), config.grid.columns), samples_dir / name)
+
+    metadata = lambda done: {"trained_by": "nestgen.training.gan_trainer",  # noqa: E731
+                             "train_data": data.description, "steps": done, "images_seen": done * config.global_batch,
+                             "global_batch": config.global_batch, "devices": jax.device_count(),
+                             "device_kind": jax.devices()[0].device_kind, "discriminator": d_cfg.to_dict(),
+                             "config": config.to_dict()}
+
+    def export(done: int, metrics: dict[str, float]):
+        if jax.process_index() != 0:
+            return
+        ckpt = generator_checkpoint(g_cfg, state, data.class_names, {**metadata(done), "metrics": metrics})
+        save_checkpoint(workdir / "export", g_cfg, ckpt.params, class_names=data.class_names,
+                        preprocess=ckpt.preprocess, metadata=ckpt.metadata)
+        save_checkpoint(workdir / "export_discriminator", d_cfg, jax.device_get(state.d_params),
+                        class_names=data.class_names if d_cfg.num_classes else [], preprocess=ckpt.preprocess,
+                        metadata=metadata(done))
+
+    if start == 0 and jax.process_index() == 0:
+        reals = data.images[: len(grid_z)]
+        save_png(grid(reals, config.grid.columns), samples_dir / "reals.png")
+        save_grid(state.g_ema, "fakes_init.png")
+
+    transform = {"image_size": g_cfg.image_size, "mean": (0.5,) * 3, "std": (0.5,) * 3,  # uint8 → [-1, 1]
+                 "recipe": {"recipe": "cifar" if config.data.xflip else "none", "pad": 0,  # x-flips only
+                            "randaugment_layers": 0, "random_erasing": 0.0}}
+    batches = train_batches(data, global_batch=config.global_batch, seed=config.seed, start_step=start,
+                            num_steps=steps["total"], transform_kwargs=transform, host=host)
+    base_rng = jax.random.key(config.seed + 1)
+    progress = tqdm(total=steps["total"] * config.global_batch, initial=start * config.global_batch, unit="img",
+                    unit_scale=True, disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN")
+    pending, fid_metrics, tick, last_good = [], {}, time.perf_counter(), start
+    try:
+        for step in range(start, steps["total"]):
+            batch = sharding.global_batch_array(next(batches), mesh)
+            state, metrics = train_step(state, batch, base_rng, step % config.loss.r1_every == 0)
+            pending.append(metrics)
+            done = step + 1
+            progress.update(config.global_batch)
+            due = {k: bool(steps[k]) and (done % steps[k] == 0 or done == steps["total"]) for k in steps}
+            if not any(due[k] for k in ("log", "sample", "checkpoint", "fid")):
+                continue
+            if pending:
+                fetched = jax.device_get(pending)  # R1 appears only in the steps that computed it
+                averaged = {k: float(np.mean([m[k] for m in fetched if k in m])) for k in sorted(set().union(*fetched))}
+                if not all(math.isfinite(v) for v in averaged.values()) or not bool(all_finite(state.g_params)) \
+                        or not bool(all_finite(state.d_params)):
+                    raise TrainingDiverged(
+                        f"GAN training diverged by step {done} (D loss {averaged['gan/D/loss']}, G loss "
+                        f"{averaged['gan/G/loss']}); nothing was saved after step {last_good}, the last good "
+                        f"checkpoint, in {checkpoints.directory}. Lower optim.g_lr / optim.d_lr or raise "
+                        "loss.r1_gamma, then resume from that checkpoint.")
+                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                averaged["gan/images_per_second"] = len(pending) * config.global_batch / max(elapsed, 1e-9)
+                averaged["gan/images_seen"] = done * config.global_batch
+                writer.write(done, averaged)
+                progress.set_postfix(D=f"{averaged['gan/D/loss']:.3f}", G=f"{averaged['gan/G/loss']:.3f}")
+                pending = []
+            if due["sample"]:
+                save_grid(state.g_ema, f"fakes_{done * config.global_batch:09d}.png")
+            if due["fid"]:
+                fid_metrics = fid_fn(generator_checkpoint(g_cfg, state, data.class_names, metadata(done)))
+                writer.write(done, fid_metrics)
+                progress.write(f"{done * config.global_batch} images: " +
+                               ", ".join(f"{k} {v:.3f}" for k, v in fid_metrics.items()))
+            if due["checkpoint"]:
+                best = {"fid/best_key": next(iter(fid_metrics.values()))} if due["fid"] and fid_metrics else None
+                checkpoints.save(done, state, metrics=best)
+                export(done, fid_metrics if due["fid"] else {})
+                last_good = done
+    finally:
+        progress.close()
+        checkpoints.close()
+        writer.close()
+
+    return {"step": int(state.step), "images_seen": int(state.step) * config.global_batch,
+            "export": workdir / "export", "devices": jax.device_count(), "processes": jax.process_count(),
+            "g_ema_sha256": params_fingerprint(jax.device_get(state.g_ema)),
+            "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics}
