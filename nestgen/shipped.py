@@ -7,6 +7,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPOSITORY / "checkpoints"
 DEFAULT_CLASSIFIER = CHECKPOINTS / "classifier-cifar10-nest_micro_32"
+DEFAULT_GENERATOR = CHECKPOINTS / "gan-cifar10-nest_gen_micro_32_cond"
 
 
 def default_classifier() -> Path:
@@ -16,3 +17,13 @@ def default_classifier() -> Path:
             f"the shipped classifier {DEFAULT_CLASSIFIER} is missing: run from a nestgen checkout (pip install -e .) "
             "or pass --checkpoint DIR (train one with scripts/train_classifier.py)")
     return DEFAULT_CLASSIFIER
+
+
+def default_generator() -> Path:
+    """The shipped CIFAR-10 generator; a clear error naming the command that trains one when it is missing."""
+    if not (DEFAULT_GENERATOR / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no shipped generator at {DEFAULT_GENERATOR}: pass --checkpoint DIR, or train one with "
+            "python scripts/train_gan.py --config configs/gan_cifar10.py:cpu --workdir runs/gan-cpu "
+            "(the generator is exported to runs/gan-cpu/export)")
+    return DEFAULT_GENERATOR

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent XLA compilation cache for the test session and the scripts it runs: the trainers, samplers and
+# benchmarks compile the same small programs many times, and compiling dominates their run time on 2 cores.
+_XLA_CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkdtemp(prefix="nestgen-xla-cache-")
+if _XLA_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 # torchvision (timm's dependency, the parity reference) aborts the process with an LLVM "option registered more
 # than once" error when it is imported after TensorFlow; imported first, both work. Tests of both live in one run.
@@ -39,3 +47,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("ckpt") / "tiny"
     save_checkpoint(directory, TINY, init_params(TINY, 0), class_names=["ant", "bee", "cat", "dog", "eel"])
     return directory
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _XLA_CACHE:
+        shutil.rmtree(_XLA_CACHE, ignore_errors=True)

@@ -150,7 +150,7 @@ def make_train_step(model, optimizer, schedule, config, num_classes: int):
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["labels"]),
-                   "grad_norm": optax.global_norm(grads), "learning_rate": schedule(state.step)}
+                   "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step)}
         return TrainState(state.step + 1, params, opt_state), metrics
 
     return step_fn

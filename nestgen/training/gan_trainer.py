@@ -164,7 +164,7 @@ def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, laten
         grads, (loss, penalty, real, fake_scores) = jax.grad(loss_fn, has_aux=True)(state.d_params)
         updates, d_opt = d_optimizer.update(grads, state.d_opt, state.d_params)
         metrics = {"gan/D/loss": loss, "gan/D/real_score": real.mean(), "gan/D/fake_score": fake_scores.mean(),
-                   "gan/D/grad_norm": optax.global_norm(grads)}
+                   "gan/D/grad_norm": optax.tree.norm(grads)}
         if r1:
             metrics["gan/D/r1"] = penalty
         return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), metrics
@@ -180,7 +180,7 @@ def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, laten
         (loss, w), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
         updates, g_opt = g_optimizer.update(grads, state.g_opt, state.g_params)
         w_avg = track_w_avg(state.w_avg, jax.lax.stop_gradient(w), labels, config.w_avg_beta)
-        metrics = {"gan/G/loss": loss, "gan/G/grad_norm": optax.global_norm(grads)}
+        metrics = {"gan/G/loss": loss, "gan/G/grad_norm": optax.tree.norm(grads)}
         return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
                              w_avg=w_avg), metrics
 
@@ -242,6 +242,26 @@ def generator_checkpoint(g_cfg, state: GanState, class_names, metadata: dict[str
     return Checkpoint(g_cfg, params, list(class_names), {"image_size": g_cfg.image_size, "range": [-1, 1]}, meta)
 
 
+def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
+    """FID (or FD_NesT) of a generator checkpoint as configured in `config.fid`, as {"fid/<metric>": value}.
+
+    The feature network and reference statistics are loaded (or the missing file named) now, before training."""
+    from nestgen.evaluation import fid
+    from nestgen.evaluation.sampling import GeneratorSampler
+
+    fid.backends()
+    network = fid.load_features(fid_config.features, batch_size=fid_config.batch_size)
+    fid.reference_statistics(fid_config.reference, network, batch_size=fid_config.batch_size, verbose=False)
+
+    def evaluate(checkpoint: Checkpoint) -> dict[str, float]:
+        sampler = GeneratorSampler(checkpoint, batch_size=fid_config.batch_size)
+        metrics = fid.fid_for_sampler(sampler, fid_config.reference, fid_config.num, features=network,
+                                      batch_size=fid_config.batch_size)
+        return {f"fid/{name}": value for name, value in metrics.items()}
+
+    return evaluate
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        fid_fn: Callable[[Checkpoint], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train (or resume) in `workdir`; returns the final metrics and the export directories.
@@ -253,16 +273,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     g_cfg, d_cfg = validate(config)
     steps = intervals(config)
     host = HostSlice(jax.process_index(), jax.process_count())
+    if steps["fid"] and fid_fn is None:
+        fid_fn = clean_fid_fn(config.fid)  # before TensorFlow loads (torchvision must come first)
     data = load_split(config.data.train, config.data.train_split, data_dir=config.data.data_dir,
                       cache_dir=config.data.cache_dir, limit=config.data.train_limit)
     data = resize_split(data, g_cfg.image_size)
     if g_cfg.conditional and len(data.class_names) != g_cfg.num_classes:
         raise ValueError(f"the training data has {len(data.class_names)} classes but the generator has "
                          f"{g_cfg.num_classes}: set generator.overrides.num_classes={len(data.class_names)}")
-    if steps["fid"] and fid_fn is None:
-        from nestgen.evaluation.fid import trainer_fid_fn
-
-        fid_fn = trainer_fid_fn(config.fid)
 
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)

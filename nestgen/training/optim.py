@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import optax
 from flax import traverse_util
 
@@ -27,7 +26,3 @@ def create_optimizer(schedule: optax.Schedule, *, weight_decay: float, b1: float
                      eps: float = 1e-8, grad_clip_norm: float | None = None) -> optax.GradientTransformation:
     adamw = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=weight_decay_mask)
     return optax.chain(optax.clip_by_global_norm(grad_clip_norm), adamw) if grad_clip_norm else adamw
-
-
-def global_norm(tree: Any) -> jax.Array:
-    return optax.global_norm(tree)

@@ -1,0 +1,157 @@
+"""The NesT generator: shapes and range of every variant, the tree read backwards, conditioning, sampling."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
+from nestgen.convert.tree import flatten
+from nestgen.evaluation.sampling import GeneratorSampler, latents
+from nestgen.models.generator import GeneratorConfig
+from nestgen.models.nest import BlockDeAggregation, blockify, pixel_shuffle
+from nestgen.models.registry import VARIANTS, abstract_params, config_from_dict, get_config, init_params
+
+GENERATORS = sorted(name for name, cfg in VARIANTS.items() if cfg.kind == "generator")
+TINY_G = get_config("nest_gen_micro_32_cond", image_size=16, num_levels=3, dims=(16, 32, 32), heads=(1, 2, 2),
+                    depths=(1, 1, 1), latent_dim=16, w_dim=32, num_classes=3)
+
+
+def random_params(cfg, seed: int = 0):
+    """Parameters shaped like the variant's, drawn in numpy (compiling the initialiser of a big model takes longer
+    than running it): LayerNorm scales 1, everything else normal(0, 0.02), like the real initialisation."""
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        if path[-1].key == "scale":
+            return np.ones(leaf.shape, np.float32)
+        return rng.normal(0, 0.02, leaf.shape).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, abstract_params(cfg))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_every_generator_variant_makes_images_in_range(name):
+    cfg = get_config(name)
+    inputs = (jax.random.normal(jax.random.key(0), (2, cfg.latent_dim)),) + cfg.example_inputs(2)[1:]
+    images, aux = jax.jit(cfg.build().apply)({"params": random_params(cfg)}, *inputs)
+    assert images.shape == (2, cfg.image_size, cfg.image_size, 3) and images.dtype == jnp.float32
+    assert float(images.min()) >= -1.0 and float(images.max()) <= 1.0 and float(images.std()) > 0.01
+    assert aux["w"].shape == (2, cfg.w_dim)
+    # the block tree read backwards: level l holds 4**(L-1-l) blocks of S×S tokens with dims[l] channels
+    for level, blocks in enumerate(cfg.blocks_per_level()):
+        assert aux["levels"][level].shape == (2, blocks, cfg.block_size**2, cfg.dims[level])
+
+
+def test_variants_cover_32_64_128_conditional_and_not():
+    sizes = {(VARIANTS[n].image_size, VARIANTS[n].conditional) for n in GENERATORS}
+    assert {(s, c) for s in (32, 64, 128) for c in (False, True)} <= sizes
+
+
+def test_pixel_shuffle_moves_channels_to_a_2x2_patch():
+    x = np.arange(2 * 3 * 3 * 8, dtype=np.float32).reshape(2, 3, 3, 8)
+    y = np.asarray(pixel_shuffle(jnp.asarray(x), 2))
+    assert y.shape == (2, 6, 6, 2)
+    for i in range(3):
+        for j in range(3):
+            for a in range(2):
+                for b in range(2):
+                    k = (2 * a + b) * 2  # channels k, k+1 of pixel (i, j) go to output pixel (2i+a, 2j+b)
+                    np.testing.assert_array_equal(y[:, 2 * i + a, 2 * j + b], x[:, i, j, k:k + 2])
+
+
+def test_de_aggregation_children_sit_under_their_parent():
+    """Changing parent block t changes its 4 children (2i+a, 2j+b), and outside them only the conv's 1-pixel halo."""
+    x = jax.random.normal(jax.random.key(0), (1, 4, 4, 16))  # 2×2 blocks of 2×2 tokens
+    layer = BlockDeAggregation(8)
+    params = layer.init(jax.random.key(1), x)
+    base = layer.apply(params, x)
+    assert base.shape == (1, 16, 4, 8)
+    changed = layer.apply(params, x.at[:, 3].add(5.0))  # parent (1, 1) of the 2×2 grid
+    moved = np.abs(np.asarray(changed - base)).sum(axis=(0, 2, 3)) > 1e-4  # (16,) children grid 4×4, raster
+    children = [2 * 4 + 2, 2 * 4 + 3, 3 * 4 + 2, 3 * 4 + 3]  # (2,2), (2,3), (3,2), (3,3)
+    assert moved[children].all()
+    assert not moved[[0, 1, 2, 3, 4, 8, 12]].any()  # beyond the halo (row 0, column 0): untouched
+    assert blockify(jnp.zeros((1, 8, 8, 1)), 2).shape == (1, 16, 4, 1)
+
+
+def test_generator_reuses_the_shared_nest_modules():
+    names = set(flatten(init_params(TINY_G, 0)))
+    assert "synthesis/level_2/pos_embed" in names  # root level: one block
+    assert "synthesis/level_0/layer_0/attn/query/kernel" in names  # LocalAttention of nest.py
+    assert "synthesis/level_0/layer_0/mlp/fc1/kernel" in names
+    assert "synthesis/level_1/layer_0/norm1/style/kernel" in names  # LayerNorm modulated by w
+    assert "synthesis/expand_1/conv/kernel" in names and "synthesis/expand_2/norm/scale" in names
+    assert "mapping/class_embed/embedding" in names
+
+
+def test_w_modulates_the_image_and_labels_condition_it():
+    model, params = TINY_G.build(), {"params": init_params(TINY_G, 0)}
+    z = jax.random.normal(jax.random.key(0), (2, 16))
+    a, _ = model.apply(params, z, jnp.array([0, 0]))
+    b, _ = model.apply(params, z, jnp.array([1, 2]))
+    assert float(jnp.abs(a - b).mean()) > 1e-3
+    w = model.apply(params, z, jnp.array([0, 0]), method="map")
+    np.testing.assert_allclose(model.apply(params, w, method="synthesize"), a, atol=1e-6)
+    assert float(jnp.abs(model.apply(params, w * 0.0, method="synthesize") - a).mean()) > 1e-3
+    with pytest.raises(ValueError, match="class-conditional"):
+        model.apply(params, z)
+
+
+def test_invalid_generator_configs_are_explained():
+    with pytest.raises(ValueError, match="image_size 30 must equal"):
+        GeneratorConfig(image_size=30)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        GeneratorConfig(image_size=16, num_levels=3, dims=(8, 10, 16), heads=(1, 1, 1), depths=(1, 1, 1))
+    with pytest.raises(ValueError, match="one entry per level"):
+        GeneratorConfig(dims=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def generator_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("gen") / "g"
+    w_avg = np.random.default_rng(0).normal(size=(3, TINY_G.w_dim)).tolist()
+    save_checkpoint(directory, TINY_G, init_params(TINY_G, 0), class_names=["square", "disc", "triangle"],
+                    weights_dtype="float16", metadata={"w_avg": w_avg})
+    return directory
+
+
+def test_generator_checkpoint_round_trip(generator_dir):
+    ckpt = load_checkpoint(generator_dir)
+    assert ckpt.config == TINY_G and config_from_dict(TINY_G.to_dict()) == TINY_G
+    assert ckpt.class_names == ["square", "disc", "triangle"]
+
+
+def test_sampling_is_deterministic_per_seed_and_batch_independent(generator_dir):
+    sampler = GeneratorSampler.from_directory(generator_dir, batch_size=4)
+    a = sampler.sample([0, 1, 2, 3, 4], class_index=1)
+    b = sampler.sample([0, 1, 2, 3, 4], class_index=1)
+    c = sampler.sample([9, 3], class_index=1)
+    assert a.dtype == np.uint8 and a.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[3], c[1])  # seed 3 alone and in another batch: the same image
+    assert not np.array_equal(a[0], a[1])
+    np.testing.assert_array_equal(latents([7], 16)[0], latents([1, 7], 16)[1])
+
+
+def test_truncation_pulls_toward_the_class_mean_w(generator_dir):
+    sampler = GeneratorSampler.from_directory(generator_dir)
+    z, labels = latents([0, 1], 16), np.array([2, 2])
+    w = sampler.mapping(z, labels)
+    expected = sampler.w_avg[2] + 0.5 * (w - sampler.w_avg[2])
+    np.testing.assert_allclose(sampler.mapping(z, labels, truncation=0.5), expected, rtol=1e-5, atol=1e-5)
+    tiny = sampler.sample([0, 1], 2, truncation=1e-6)
+    np.testing.assert_allclose(tiny[0].astype(int), tiny[1].astype(int), atol=1)  # both collapse onto the mean
+    for bad in (0.0, 1.5, -1.0):
+        with pytest.raises(ValueError, match="truncation"):
+            sampler.sample([0], 1, truncation=bad)
+
+
+def test_interpolation_starts_and_ends_at_the_seeds(generator_dir):
+    sampler = GeneratorSampler.from_directory(generator_dir)
+    frames = sampler.interpolate(3, 8, 5, 0, 0)
+    assert frames.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(frames[0], sampler.sample([3], 0)[0])
+    np.testing.assert_array_equal(frames[-1], sampler.sample([8], 0)[0])
+    with pytest.raises(ValueError, match="unknown class 'horse'"):
+        sampler.class_index("horse")
