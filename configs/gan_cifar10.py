@@ -61,6 +61,9 @@ def cpu(c: ml_collections.ConfigDict, args: dict) -> None:
     c.ema.half_life_images = 20_000
     c.total_images = 1_000_000
     c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 3_200, 64_000, 32_000
+    # FD_NesT (offline, no Inception download) with the shipped classifier against the CIFAR-10 test images
+    c.fid.update({"every_images": 64_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
+                  "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 100})
 
 
 def smoke(c: ml_collections.ConfigDict) -> None:

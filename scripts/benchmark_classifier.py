@@ -14,25 +14,14 @@ import dataclasses
 import functools
 import json
 import os
-import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from nestgen.evaluation.timing import flops, throughput
+from nestgen.evaluation.timing import machine as timing_machine
 from nestgen.models.registry import get_config, init_params
-
-
-def _throughput(step, batch: int, warmup: int, min_iters: int, min_seconds: float) -> float:
-    """Images per second of `step()` (which must block until done), after `warmup` calls."""
-    for _ in range(warmup):
-        step()
-    iters, start = 0, time.perf_counter()
-    while iters < min_iters or time.perf_counter() - start < min_seconds:
-        step()
-        iters += 1
-    return iters * batch / (time.perf_counter() - start)
 
 
 def measure_nestgen(cfg, batch: int, timing: dict) -> dict:
@@ -42,8 +31,7 @@ def measure_nestgen(cfg, batch: int, timing: dict) -> dict:
     labels = jnp.arange(batch) % cfg.num_classes
 
     forward = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
-    flops = forward.lower(params, images).compile().cost_analysis()
-    flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan")) / batch
+    flops_per_image = flops(forward, params, images) / batch
 
     optimizer = optax.adamw(1e-4, weight_decay=0.05)
 
@@ -63,9 +51,9 @@ def measure_nestgen(cfg, batch: int, timing: dict) -> dict:
         state["params"], state["opt"] = train_step(state["params"], state["opt"], images, labels)
         jax.block_until_ready(state["params"])
 
-    fwd = _throughput(lambda: forward(params, images).block_until_ready(), batch, **timing)
-    train = _throughput(run_train, batch, **timing)
-    return {"forward": fwd, "train_step": train, "gflops_per_image_forward": flops / 1e9}
+    fwd = throughput(lambda: forward(params, images).block_until_ready(), batch, **timing)
+    train = throughput(run_train, batch, **timing)
+    return {"forward": fwd, "train_step": train, "gflops_per_image_forward": flops_per_image / 1e9}
 
 
 def measure_timm(cfg, batch: int, timing: dict) -> dict:
@@ -91,9 +79,9 @@ def measure_timm(cfg, batch: int, timing: dict) -> dict:
         optimizer.step()
 
     model.eval()
-    fwd = _throughput(forward, batch, **timing)
+    fwd = throughput(forward, batch, **timing)
     model.train()
-    train = _throughput(train_step, batch, **timing)
+    train = throughput(train_step, batch, **timing)
     return {"forward": fwd, "train_step": train}
 
 
@@ -121,9 +109,7 @@ def main(argv=None) -> int:
                      "timm_forward": reference["forward"], "timm_train_step": reference["train_step"],
                      "forward_ratio": ours["forward"] / reference["forward"],
                      "train_step_ratio": ours["train_step"] / reference["train_step"]})
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpus": os.cpu_count(), "jax": jax.__version__, "jax_backend": jax.default_backend(),
-               "device": str(jax.devices()[0].device_kind)}
+    machine = timing_machine()
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return 0

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     base_rng = jax.random.key(config.seed + 1)
     batches = train.train_batches(config, start, total_steps, _transform_kwargs(config, train=True), host)
     progress = tqdm(total=total_steps, initial=start, unit="step", disable=jax.process_index() != 0,
-                    dynamic_ncols=True, desc="train")
+                    dynamic_ncols=True, desc="train", mininterval=0.1 if sys.stderr.isatty() else 30.0)
     pending, eval_metrics, tick, last_good = [], {}, time.perf_counter(), start
     try:
         for step in range(start, total_steps):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -338,7 +339,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                             num_steps=steps["total"], transform_kwargs=transform, host=host)
     base_rng = jax.random.key(config.seed + 1)
     progress = tqdm(total=steps["total"] * config.global_batch, initial=start * config.global_batch, unit="img",
-                    unit_scale=True, disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN")
+                    unit_scale=True, disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN",
+                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
     pending, fid_metrics, tick, last_good = [], {}, time.perf_counter(), start
     try:
         for step in range(start, steps["total"]):

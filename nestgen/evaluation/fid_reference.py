@@ -1,0 +1,201 @@
+"""The reference side of FID: parsing reference names, clean-fid's precomputed statistics files (checked, fetched
+if the network answers, else named in the error), and the statistics nestgen caches for data-spec references.
+
+Imports neither torch nor clean-fid; the features themselves come from `fid`, which passes them in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nestgen.data.archive import default_cache_dir
+from nestgen.evaluation.frechet import feature_statistics
+
+if TYPE_CHECKING:
+    from nestgen.evaluation.fid_features import FeatureNetwork
+
+DOWNLOAD_TIMEOUT_S = 10.0
+STATS_VERSION = 1
+# clean-fid's precomputed statistics: name → {split: resolutions (the first is the default)}.
+STANDARD_SETS = {
+    "cifar10": {"train": (32,), "test": (32,)}, "ffhq": {"trainval": (1024, 256), "trainval70k": (1024, 256)},
+    "lsun_church": {"train": (256,)}, "lsun_horse": {"train": (256,)},
+    "lsun_cat": {"train": (256,), "trainfull": (256,)},
+    "afhq_cat": {"train": (512,)}, "afhq_dog": {"train": (512,)}, "afhq_wild": {"train": (512,)},
+    "brecahad": {"train": (512,)}, "metfaces": {"train": (1024,)}, "horse2zebra": {"test": (256,)},
+    "cat2dog": {"test": (256,)},
+}
+REFERENCE_HELP = ("cifar10:train, cifar10:test or another of clean-fid's precomputed sets (NAME:SPLIT[:RES]); "
+                  "zip:PATH.zip@SPLIT, folder:PATH@SPLIT or tfds:NAME@SPLIT (statistics built and cached by nestgen); "
+                  "images:PATH (a folder or .zip of images)")
+
+
+class FIDError(ValueError):
+    """A reference, feature network or file needed for FID is unknown or missing; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """kind "standard" (clean-fid's statistics of `name`/`split`/`res`), "data" (a nestgen data spec) or "images"."""
+
+    kind: str
+    name: str
+    split: str | None = None
+    res: int | None = None
+
+    def __str__(self) -> str:
+        return {"standard": f"{self.name}:{self.split}:{self.res}", "data": f"{self.name}@{self.split}",
+                "images": f"images:{self.name}"}[self.kind]
+
+
+@dataclasses.dataclass
+class ReferenceStats:
+    mu: np.ndarray  # (D,)
+    sigma: np.ndarray  # (D, D)
+    features: np.ndarray | None  # (N, D), for KID and precision/recall
+    description: str
+
+
+def parse_reference(text: str | Reference) -> Reference:
+    """`cifar10:train`, `ffhq:trainval70k:256`, `zip:PATH@SPLIT`, `folder:…@SPLIT`, `tfds:NAME@SPLIT`, `images:PATH`."""
+    if isinstance(text, Reference):
+        return text
+    text = str(text).strip()
+    kind, _, rest = text.partition(":")
+    if kind == "images":
+        path = os.path.abspath(os.path.expanduser(rest))
+        if not (os.path.isdir(path) or (path.lower().endswith(".zip") and os.path.isfile(path))):
+            raise FIDError(f"reference {text!r}: {path} is not a folder or a .zip file of images")
+        return Reference("images", path)
+    if kind in ("zip", "folder", "tfds"):
+        from nestgen.data.sources import parse_data_spec
+
+        spec, _, split = text.rpartition("@") if "@" in text else (text, "", "train")
+        return Reference("data", str(parse_data_spec(spec)), split or "train")
+    name, split, res = (text.lower().split(":") + [None, None])[:3]
+    if name not in STANDARD_SETS:
+        raise FIDError(f"unknown FID reference {text!r}; use {REFERENCE_HELP}")
+    splits = STANDARD_SETS[name]
+    split = split or next(iter(splits))
+    if split not in splits:
+        raise FIDError(f"clean-fid has no statistics for {name} split {split!r}; it has {', '.join(splits)}")
+    if res is not None and (not res.isdigit() or int(res) not in splits[split]):
+        raise FIDError(f"clean-fid has {name}:{split} statistics at {splits[split]}, not at resolution {res}")
+    return Reference("standard", name, split, int(res) if res else splits[split][0])
+
+
+# ---- files clean-fid needs -------------------------------------------------------------------------------------
+
+def download(url: str, path: Path) -> str | None:
+    """Fetch url to path (atomically); None on success, else why not."""
+    staging = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(response, out)
+        os.replace(staging, path)
+        return None
+    except OSError as error:  # urllib.error.URLError, timeouts, unwritable folders
+        if staging:
+            Path(staging).unlink(missing_ok=True)
+        return f"{type(error).__name__}: {getattr(error, 'reason', None) or error}"
+
+
+def require_file(path: Path, url: str, what: str, hint: str = "", alternatives: tuple[Path, ...] = ()) -> Path:
+    """An existing copy of a file clean-fid needs (downloaded if the network answers), else a FIDError."""
+    for candidate in (path, *alternatives):
+        if candidate.is_file():
+            return candidate
+    reason = download(url, path)
+    if reason is None:
+        return path
+    elsewhere = f" (or in {', '.join(str(p.parent) for p in alternatives)})" if alternatives else ""
+    raise FIDError(f"{what} is missing: {path} does not exist and could not be downloaded from {url} ({reason}). "
+                   f"Download {path.name} on a machine with network and put it at {path}{elsewhere}{hint}.")
+
+
+def read_npz(path: Path, *keys: str) -> dict[str, Any] | None:
+    """The arrays `keys` of an .npz file; None if it is missing, unreadable or lacks one."""
+    try:
+        with np.load(path) as arrays:
+            return {key: arrays[key] for key in keys}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def write_npz(path: Path, **arrays) -> None:
+    """Write an .npz file atomically (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+# ---- reference statistics --------------------------------------------------------------------------------------
+
+def precomputed_statistics(reference: Reference, network: FeatureNetwork, *, need_features: bool, stats_dir: Path,
+                           stats_url: str, cache_dir=None) -> ReferenceStats:
+    """clean-fid's published statistics (and KID features) of a standard reference, from `stats_dir` or the cache."""
+    if network.metric != "fid":
+        raise FIDError(f"clean-fid's precomputed {reference.name} statistics are Inception features; "
+                       f"{network.label} needs reference images: use zip:PATH.zip@SPLIT, folder:PATH@SPLIT or "
+                       "images:PATH (e.g. zip:../shared/data/cifar10-test.zip@test)")
+    stem = f"{reference.name}_{network.mode}_{reference.split}_{reference.res}".lower()
+    files = [stem + ".npz"] + ([stem + "_kid.npz"] if need_features else [])
+    cache = Path(cache_dir or default_cache_dir()).expanduser() / "fid" / "cleanfid-stats"
+    kid_hint = (f". KID and precision/recall need reference features, which clean-fid publishes for few sets: "
+                f"for {reference.name} build them from images instead (zip:PATH.zip@{reference.split})")
+    paths = [require_file(stats_dir / name, f"{stats_url}{name}", f"clean-fid's reference statistics file {name}",
+                          hint=kid_hint if name.endswith("_kid.npz") else "", alternatives=(cache / name,))
+             for name in files]
+    stats = read_npz(paths[0], "mu", "sigma")
+    features = read_npz(paths[1], "feats")["feats"] if need_features else None
+    return ReferenceStats(stats["mu"], stats["sigma"], features,
+                          f"{reference} (clean-fid precomputed statistics {paths[0]})")
+
+
+def stats_path(reference: Reference, network: FeatureNetwork, cache_dir=None) -> Path:
+    """Where nestgen caches the statistics of a data-spec reference in a feature space."""
+    stem = re.sub(r"[^\w.-]", "_", Path(reference.name.partition(":")[2]).stem or reference.name)
+    key = hashlib.sha256(str(reference).encode()).hexdigest()[:8]
+    name = re.sub(r"[^\w.@-]", "_", f"{stem}-{reference.split}-{key}_{network.key}")
+    return Path(cache_dir or default_cache_dir()).expanduser() / "fid" / f"{name}.npz"
+
+
+def data_statistics(reference: Reference, network: FeatureNetwork, features_of: Callable[..., np.ndarray], *,
+                    need_features: bool, cache_dir=None) -> ReferenceStats:
+    """Statistics of a data-spec reference, cached under <cache>/fid/ and rebuilt when its images change.
+
+    `features_of(images (N, H, W, 3) uint8, description)` → (N, D) features, called only on a cache miss."""
+    from nestgen.data.sources import load_split
+
+    data = load_split(reference.name, reference.split, cache_dir=cache_dir)
+    digest = hashlib.sha256(f"v{STATS_VERSION}:{data.images.shape}".encode() + data.images.tobytes()).hexdigest()
+    path = stats_path(reference, network, cache_dir)
+    cached = read_npz(path, "digest", "mu", "sigma", "features" if need_features else "mu")
+    if cached is None or str(cached["digest"]) != digest:
+        features = features_of(data.images, f"{data.description} statistics: ")
+        mu, sigma = feature_statistics(features)
+        kept = {"features": np.asarray(features, np.float32)} if need_features else {}  # (N, D): large for Inception
+        write_npz(path, digest=np.asarray(digest), mu=mu, sigma=sigma, **kept)
+        cached = {"mu": mu, "sigma": sigma, "features": features}
+    return ReferenceStats(cached["mu"], cached["sigma"], cached.get("features") if need_features else None,
+                          f"{reference} ({len(data)} images, statistics cached in {path})")
