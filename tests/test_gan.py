@@ -96,29 +96,66 @@ def test_bad_configs_fail_before_training(override, message):
         gan_trainer.validate(_smoke(*override))
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path):
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """The smoke GAN, 20 iterations uninterrupted on one device: the reference trajectory."""
+    workdir = tmp_path_factory.mktemp("full")
+    return workdir, gan_trainer.train_and_evaluate(_smoke(), workdir)
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "gan/images_per_second"}
+            for line in path.read_text().splitlines()]
+
+
+def test_resume_matches_an_uninterrupted_run(full_run, tmp_path):
     """20 iterations straight vs 10, stop, then resume to 20: bit-identical G, EMA, D and logged metrics."""
-    full = gan_trainer.train_and_evaluate(_smoke(), tmp_path / "full")
+    full_dir, full = full_run
     gan_trainer.train_and_evaluate(_smoke("total_images=160"), tmp_path / "resumed")
     resumed = gan_trainer.train_and_evaluate(_smoke(), tmp_path / "resumed")
     assert resumed["images_seen"] == full["images_seen"] == 320
     assert resumed["g_ema_sha256"] == full["g_ema_sha256"] and resumed["d_sha256"] == full["d_sha256"]
-    assert (tmp_path / "full/metrics.jsonl").read_text().count("\n") == 4
-    strip = lambda p: [{k: v for k, v in json.loads(line).items() if k != "gan/images_per_second"}  # noqa: E731
-                       for line in p.read_text().splitlines()]
-    assert strip(tmp_path / "resumed/metrics.jsonl") == strip(tmp_path / "full/metrics.jsonl")
+    assert (full_dir / "metrics.jsonl").read_text().count("\n") == 4
+    assert _metrics(tmp_path / "resumed/metrics.jsonl") == _metrics(full_dir / "metrics.jsonl")
 
     # what a run leaves behind: grids, the EMA generator and the discriminator as release checkpoints
-    samples = sorted(p.name for p in (tmp_path / "full/samples").iterdir())
+    samples = sorted(p.name for p in (full_dir / "samples").iterdir())
     assert samples == ["fakes_000000160.png", "fakes_000000320.png", "fakes_init.png", "reals.png"]
-    generator = load_checkpoint(tmp_path / "full/export")
+    generator = load_checkpoint(full_dir / "export")
     assert generator.config.kind == "generator" and generator.metadata["images_seen"] == 320
     assert np.asarray(generator.metadata["w_avg"]).shape == (10, generator.config.w_dim)
-    assert load_checkpoint(tmp_path / "full/export_discriminator").config.kind == "conv_discriminator"
+    assert load_checkpoint(full_dir / "export_discriminator").config.kind == "conv_discriminator"
     assert GeneratorSampler(generator).sample([0, 1], 7, truncation=0.7).shape == (2, 16, 16, 3)
-    records = [json.loads(line) for line in (tmp_path / "full/metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (full_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"gan/D/loss", "gan/G/loss", "gan/D/r1", "gan/D/real_score", "gan/D/fake_score",
             "gan/images_per_second", "gan/images_seen"} <= set(records[-1])
+
+
+def test_four_devices_follow_the_single_device_trajectory(full_run, tmp_path):
+    """Data parallel over 4 (simulated) devices: the same losses as one device, up to reduction order."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/train_gan.py"), "--config", f"{CONFIG}:smoke",
+                          "--workdir", str(tmp_path), "--set", "async_checkpoints=False"],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["devices"] == 4
+    one, four = _metrics(full_run[0] / "metrics.jsonl"), _metrics(tmp_path / "metrics.jsonl")
+    for key in ("gan/D/loss", "gan/G/loss", "gan/D/r1"):
+        np.testing.assert_allclose([r[key] for r in four], [r[key] for r in one], rtol=2e-3, atol=1e-5)
+
+
+def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
+    result = gan_trainer.train_and_evaluate(_smoke("dtype=bfloat16", "total_images=64", "log_every_images=32",
+                                                   "checkpoint_every_images=64"), tmp_path)
+    params = load_checkpoint(tmp_path / "export").params
+    assert result["images_seen"] == 64 and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+    assert all(np.isfinite(r["gan/D/loss"]) for r in _metrics(tmp_path / "metrics.jsonl"))
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path):
+    with pytest.raises(gan_trainer.TrainingDiverged, match="diverged by step .* last good checkpoint"):
+        gan_trainer.train_and_evaluate(_smoke("optim.g_lr=1e12", "optim.d_lr=1e12"), tmp_path)
+    assert not (tmp_path / "export").exists()  # nothing past the last good step was exported
 
 
 def test_nest_discriminator_hinge_and_the_fid_hook(tmp_path):
