@@ -1,0 +1,63 @@
+"""The nestgen web app: sample the NesT generator, interpolate, classify and explain images with GradCAT.
+
+  python app.py [--classifier DIR] [--generator DIR] [--discriminator DIR] [--host 127.0.0.1] [--port 7860]
+
+Without flags it serves the checkpoints this repository ships (checkpoints/); a shipped model that is missing
+is not replaced by an untrained one: its tabs name the command that trains it. Any nestgen checkpoint directory
+works, including official or timm NesT classifiers converted first with scripts/convert.py (for example
+`--classifier ckpts/nest-b-in1k`). `--discriminator` takes a NesT discriminator (the GAN trainer's
+`export_discriminator`) for the "Explain the discriminator" tab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent / "examples" / "cifar10"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classifier", help="classifier checkpoint directory (default: the shipped CIFAR-10 NesT)")
+    parser.add_argument("--generator", help="generator checkpoint directory (default: the shipped CIFAR-10 GAN)")
+    parser.add_argument("--discriminator", help="NesT discriminator checkpoint directory (default: the one "
+                                                "exported beside the generator, if any)")
+    parser.add_argument("--score", default="signed",
+                        help="GradCAT block score of the classifier: signed Σ A⊙G (spec.md §4) or magnitude Σ |A⊙G|")
+    parser.add_argument("--examples", default=str(EXAMPLES), help="folder of example images for the Classify tab")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the local network")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
+    parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; more are refused")
+    args = parser.parse_args(argv)
+
+    from nestgen.convert.checkpoint import CheckpointError
+    from nestgen.serving import Predictor, require_gradio
+
+    try:
+        require_gradio()
+        predictor = Predictor.load(args.classifier, args.generator, args.discriminator, score=args.score)
+    except (ImportError, CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for message in predictor.missing.values():
+        print(f"note: {message}", file=sys.stderr)
+    seconds = predictor.warm_up()
+    print("compiled and warmed up: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), flush=True)
+
+    from nestgen.serving.ui import build_app, launch
+
+    folder = Path(args.examples)
+    examples = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean exit removes the app's temporary files
+    launch(build_app(predictor, examples), predictor, host=args.host, port=args.port, concurrency=args.concurrency,
+           queue_size=args.queue_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The app's predictor: every checkpoint loaded once, every model function jitted once and warmed up at start.
+
+`Predictor.load` takes checkpoint directories (None: the shipped ones). A shipped model that is missing is not
+replaced by an untrained one: its role records the message naming the command that trains it, and the UI shows
+that message instead of the tab's controls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
+from nestgen.data.images import preprocess
+from nestgen.evaluation.predict import ClassifierPredictor
+from nestgen.evaluation.sampling import GeneratorSampler
+from nestgen.explain.gradcat import Explanation, GradCAT, features_and_gradients
+from nestgen.models.nest import unblockify
+from nestgen.serving.discriminator import DiscriminatorService
+from nestgen.serving.inputs import MAX_SEED, InputError, Limits, check_int, check_truncation, read_image
+
+ANY_CLASS = "any"
+PREDICTED = "(predicted)"
+
+
+def _grad_cam(model, params, images, targets, level: int):
+    """Grad-CAM as `nestgen.explain.gradcat.grad_cam` defines it, as one function the app jits once."""
+    _, features, gradients = features_and_gradients(model, params, images, targets)
+    a = unblockify(features[level].astype(jnp.float32))  # (B, H_l, W_l, C)
+    g = unblockify(gradients[level].astype(jnp.float32))  # (B, H_l, W_l, C)
+    return jax.nn.relu((g.mean(axis=(1, 2), keepdims=True) * a).sum(axis=-1))  # (B, H_l, W_l)
+
+
+@dataclasses.dataclass
+class Classification:
+    """One classified image: what the model saw, its top-k, the GradCAT explanation and Grad-CAM of the target."""
+
+    image: Image.Image  # the S×S input as the model saw it (denormalised)
+    top_k: list[tuple[str, int, float]]
+    explanation: Explanation
+    gradcam: np.ndarray  # (H_l, W_l)
+    predicted: bool  # the explained class is the predicted one
+
+
+class ClassifierService:
+    """Top-k classification, GradCAT and Grad-CAM of one classifier checkpoint, at batch 1."""
+
+    def __init__(self, checkpoint: Checkpoint, limits: Limits, score: str = "signed"):
+        self.checkpoint, self.limits, self.score = checkpoint, limits, score
+        self.image_size = int(checkpoint.preprocess["image_size"])
+        self.predictor = ClassifierPredictor(checkpoint, batch_size=1)
+        model = checkpoint.build()
+        self.explainer = GradCAT(model, checkpoint.params, checkpoint.class_names, self.image_size, score)
+        self._grad_cam = jax.jit(functools.partial(_grad_cam, model), static_argnums=3)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.checkpoint.class_names
+
+    def target_index(self, target) -> int | None:
+        """'(predicted)', empty or None → None; a class name or index → its index; InputError otherwise."""
+        if target is None or target in ("", PREDICTED):
+            return None
+        try:
+            return self.explainer.resolve_class(target)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+
+    def classify(self, source, target=None, top_k: int = 5) -> Classification:
+        target = self.target_index(target)
+        picture = read_image(source, self.limits, target_size=self.image_size)
+        spec = self.checkpoint.preprocess
+        x = preprocess(picture, spec)[None]  # (1, S, S, 3)
+        prediction = self.predictor.predict(x, top_k)[0]
+        index = prediction.top_k[0][1] if target is None else target
+        explanation = self.explainer.explain(x, target=index)[0][0]
+        cam = np.asarray(self._grad_cam(self.checkpoint.params, x, jnp.asarray([index], jnp.int32), 0))[0]
+        shown = np.clip((x[0] * np.asarray(spec["std"]) + np.asarray(spec["mean"])) * 255, 0, 255)
+        return Classification(Image.fromarray(shown.round().astype(np.uint8)), prediction.top_k, explanation, cam,
+                              target is None or target == prediction.top_k[0][1])
+
+
+class GeneratorService:
+    """Seeds → images and interpolations of one generator checkpoint, with the app's bounds."""
+
+    def __init__(self, checkpoint: Checkpoint, limits: Limits, batch_size: int = 16):
+        self.checkpoint, self.limits = checkpoint, limits
+        self.sampler = GeneratorSampler(checkpoint, batch_size=batch_size)
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.sampler.config.conditional)
+
+    def class_choices(self) -> list[str]:
+        return [ANY_CLASS, *self.sampler.class_names] if self.conditional else [ANY_CLASS]
+
+    def class_index(self, value) -> int | None:
+        if value is None or value in ("", ANY_CLASS) or not self.conditional:
+            return None
+        try:
+            return self.sampler.class_index(value)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+
+    def class_name(self, label: int) -> str:
+        return self.sampler.class_names[label] if self.conditional else ""
+
+    def sample(self, seed, count, class_value=None, truncation=1.0, progress=None):
+        """(images (B, H, W, 3) uint8, seeds, labels); seeds are seed, seed+1, …; progress(done, total) per chunk."""
+        count = check_int(count, "count", 1, self.limits.max_samples)
+        seed = check_int(seed, "seed", 0, MAX_SEED - count + 1)
+        psi, index = check_truncation(truncation, self.limits), self.class_index(class_value)
+        seeds = list(range(seed, seed + count))
+        chunks, step = [], self.sampler.batch_size
+        for start in range(0, count, step):
+            if progress:
+                progress(start, count)
+            chunks.append(self._run(self.sampler.sample, seeds[start:start + step], index, psi))
+        return np.concatenate(chunks), seeds, self.sampler.labels_for(seeds, index)
+
+    def interpolate(self, seed_a, class_a, seed_b, class_b, frames, truncation=1.0) -> np.ndarray:
+        frames = check_int(frames, "frames", 2, self.limits.max_frames)
+        seed_a, seed_b = check_int(seed_a, "seed A", 0, MAX_SEED), check_int(seed_b, "seed B", 0, MAX_SEED)
+        psi = check_truncation(truncation, self.limits)
+        return self._run(self.sampler.interpolate, seed_a, seed_b, frames, self.class_index(class_a),
+                         self.class_index(class_b), psi)
+
+    @staticmethod
+    def _run(fn, *args):
+        try:
+            return fn(*args)
+        except ValueError as error:  # e.g. ψ < 1 on a checkpoint without the mean of w
+            raise InputError(str(error)) from error
+
+
+@dataclasses.dataclass
+class Predictor:
+    """The loaded models (any may be None), the reasons the missing ones are missing, and the request bounds."""
+
+    classifier: ClassifierService | None = None
+    generator: GeneratorService | None = None
+    discriminator: DiscriminatorService | None = None
+    missing: dict[str, str] = dataclasses.field(default_factory=dict)
+    limits: Limits = dataclasses.field(default_factory=Limits)
+
+    @classmethod
+    def load(cls, classifier: str | Path | None = None, generator: str | Path | None = None,
+             discriminator: str | Path | None = None, limits: Limits | None = None,
+             score: str = "signed") -> Predictor:
+        """Load the given checkpoint directories, or the shipped ones for None. Bad explicit paths raise
+        CheckpointError; a missing shipped model is recorded in `missing` with the command that trains it.
+        `score` is the classifier's GradCAT block score (`nestgen.explain.gradcat.SCORES`)."""
+        from nestgen import shipped
+
+        limits = limits or Limits()
+        found, missing = {}, {}
+        for role, given, default in (("classifier", classifier, shipped.default_classifier),
+                                     ("generator", generator, shipped.default_generator)):
+            try:
+                found[role] = load_checkpoint(given) if given else load_checkpoint(default())
+            except FileNotFoundError as error:  # the shipped model is absent: say how to make one
+                missing[role] = str(error).replace("--checkpoint DIR", f"--{role} DIR")
+            _check_kind(found.get(role), role)
+        predictor = cls(missing=missing, limits=limits)
+        if "classifier" in found:
+            predictor.classifier = ClassifierService(found["classifier"], limits, score)
+        if "generator" in found:
+            predictor.generator = GeneratorService(found["generator"], limits)
+        d_dir = discriminator or (_beside(found["generator"].path) if "generator" in found else None)
+        if d_dir:
+            d_ckpt = load_checkpoint(d_dir)
+            _check_kind(d_ckpt, "nest_discriminator")
+            predictor.discriminator = DiscriminatorService(d_ckpt, limits, found.get("generator"))
+        return predictor
+
+    def warm_up(self) -> dict[str, float]:
+        """Run every model function once (compiling it), so the first click is as fast as the next; seconds each."""
+        seconds, blank = {}, Image.new("RGB", (8, 8), (127, 127, 127))
+        for name, service, call in (
+                ("classifier", self.classifier, lambda s: s.classify(blank)),
+                ("generator", self.generator, lambda s: s.sample(0, 1)),
+                ("discriminator", self.discriminator, lambda s: s.explain(blank, s.class_names[0]))):
+            if service is not None:
+                start = time.perf_counter()
+                call(service)
+                seconds[name] = time.perf_counter() - start
+        return seconds
+
+    def checkpoints(self) -> list[tuple[str, Checkpoint]]:
+        services = (("Classifier", self.classifier), ("Generator", self.generator),
+                    ("NesT discriminator", self.discriminator))
+        return [(role, service.checkpoint) for role, service in services if service is not None]
+
+
+def _check_kind(checkpoint: Checkpoint | None, kind: str) -> None:
+    if checkpoint is not None and checkpoint.config.kind != kind:
+        hint = " (GradCAT explains NesT discriminators only)" if kind == "nest_discriminator" else ""
+        raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.config.kind}, not a {kind}{hint}")
+
+
+def _beside(generator_dir: Path | None) -> Path | None:
+    """The NesT discriminator the GAN trainer exported next to a generator (`export` → `export_discriminator`,
+    or a `discriminator/` folder inside it), if there is one."""
+    if generator_dir is None:
+        return None
+    for candidate in (generator_dir.with_name(generator_dir.name + "_discriminator"), generator_dir / "discriminator"):
+        try:
+            if read_checkpoint_config(candidate)["model"].get("kind") == "nest_discriminator":
+                return candidate
+        except CheckpointError:
+            continue
+    return None

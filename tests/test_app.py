@@ -1,0 +1,402 @@
+"""The Gradio app: handlers on tiny checkpoints, every endpoint through gradio_client on a real server, a fuzz of
+bad uploads, a bounded load test, and a real Chromium driven by Playwright (screenshots kept as artifacts)."""
+
+import base64
+import importlib.util
+import io
+import os
+import socket
+import struct
+import time
+import zipfile
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import httpx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from nestgen import shipped
+from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
+from nestgen.data.images import load_image, preprocess
+from nestgen.evaluation.sampling import GeneratorSampler, grid
+from nestgen.explain.gradcat import GradCAT, children, grad_cam
+from nestgen.explain.overlay import draw_path, heat_map
+from nestgen.models.registry import abstract_params, get_config
+from nestgen.serving import Limits, Predictor
+from nestgen.serving.cards import card
+from nestgen.serving.discriminator import RealScores
+from nestgen.serving.handlers import Handlers
+from nestgen.serving.inputs import MAX_SEED, read_image
+from nestgen.serving.predictor import PREDICTED
+from nestgen.serving.ui import ENDPOINTS, build_app, launch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "cifar10" / "cat.jpg"
+COLOURS = ["red", "green", "blue"]
+TINY_G = get_config("nest_gen_micro_32_cond", image_size=16, num_levels=3, dims=(16, 32, 32), heads=(1, 2, 2),
+                    depths=(1, 1, 1), latent_dim=16, w_dim=32, num_classes=3)
+TINY_D = get_config("nest_disc_micro_32", image_size=16, dims=(16, 32, 32), heads=(1, 2, 2), num_classes=3)
+LIMITS = Limits(max_samples=16, max_frames=8, max_upload_bytes=2 * 2**20, max_pixels=4_000_000)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update"]
+
+
+def random_params(config, seed: int):
+    """Parameters shaped like the config's, drawn in numpy (no initialiser to compile): LayerNorm scales 1, the
+    rest normal(0, 0.02) as in the real initialisation."""
+    rng = np.random.default_rng(seed)
+    draw = lambda path, leaf: (np.ones(leaf.shape, np.float32) if path[-1].key == "scale"  # noqa: E731
+                               else rng.normal(0, 0.02, leaf.shape).astype(np.float32))
+    return jax.tree_util.tree_map_with_path(draw, abstract_params(config))
+
+
+def _png_of_zeros(path: Path, side: int) -> Path:
+    """A valid 1-bit PNG of side×side black pixels, written without allocating the image (a few KB on disk)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * ((side // 8 + 1) * side), 9)  # filter byte 0 + side/8 bytes per row
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_checkpoint):
+    """Tiny classifier, conditional generator, and the NesT discriminator exported beside it (as the trainer does)."""
+    root = tmp_path_factory.mktemp("app-models")
+    generator = save_checkpoint(root / "export", TINY_G, random_params(TINY_G, 0), class_names=COLOURS,
+                                metadata={"w_avg": np.zeros((3, TINY_G.w_dim)).tolist()})
+    discriminator = save_checkpoint(root / "export_discriminator", TINY_D, random_params(TINY_D, 1),
+                                    class_names=COLOURS)
+    return SimpleNamespace(classifier=tiny_checkpoint, generator=generator, discriminator=discriminator)
+
+
+@pytest.fixture(scope="module")
+def predictor(models):
+    predictor = Predictor.load(models.classifier, models.generator, limits=LIMITS)
+    assert predictor.discriminator.checkpoint.path == models.discriminator  # found beside the generator
+    predictor.warm_up()
+    return predictor
+
+
+@pytest.fixture(scope="module")
+def handlers(predictor):
+    return Handlers(predictor)
+
+
+@pytest.fixture(scope="module")
+def server(predictor, handlers):
+    """One real Gradio server for the client, fuzz, load and browser tests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app(predictor, [EXAMPLE], handlers)
+    _, url, _ = launch(demo, predictor, port=port, prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def uploads(tmp_path_factory):
+    """Bad files (name → words of the expected message) and files that must be accepted after conversion."""
+    d = tmp_path_factory.mktemp("uploads")
+    rng = np.random.default_rng(0)
+    jpeg = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(jpeg, "JPEG")
+    png = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(png, "PNG")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("cat.jpg", jpeg.getvalue())
+    bad = {"text.txt": (b"just some text", "not an image file"), "empty.png": (b"", "empty"),
+           "truncated.png": (png.getvalue()[:2000], "corrupt"), "corrupt.jpg": (jpeg.getvalue()[:700], "corrupt"),
+           "picture.svg": (b'<svg xmlns="http://www.w3.org/2000/svg"/>', "not an image file"),
+           "archive.zip": (archive.getvalue(), "not an image file"),
+           "header_only.png": (b"\x89PNG\r\n\x1a\n" + bytes(32), "not an image file")}
+    files = {name: (d / name, words) for name, (content, words) in bad.items()}
+    for path, content in zip((p for p, _ in files.values()), (c for c, _ in bad.values()), strict=True):
+        path.write_bytes(content)
+    files["huge.png"] = (_png_of_zeros(d / "huge.png", 20000), "too large to decode safely, over the limit of 4,0")
+    files["large.png"] = (_png_of_zeros(d / "large.png", 2100), "2100×2100 pixels, over the limit of 4,000,000")
+    files["oversized.bmp"] = (d / "oversized.bmp", "over the 2 MiB limit")
+    Image.fromarray(rng.integers(0, 255, (1000, 1000, 3), dtype=np.uint8)).save(d / "oversized.bmp")  # 3 MB
+    good = {"gray.png": Image.fromarray(rng.integers(0, 255, (20, 24), dtype=np.uint8)),
+            "rgba.png": Image.fromarray(rng.integers(0, 255, (9, 9, 4), dtype=np.uint8)),
+            "gray16.png": Image.fromarray(rng.integers(0, 65535, (20, 30), dtype=np.uint16)),
+            "palette.png": Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).convert("P")}
+    for name, image in good.items():
+        image.save(d / name)
+    frames = [Image.new("RGB", (10, 10), c) for c in ("red", "green", "blue")]
+    frames[0].save(d / "animated.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return SimpleNamespace(bad=files, good=[d / n for n in (*good, "animated.gif")])
+
+
+def _reference(models):
+    checkpoint = load_checkpoint(models.classifier)
+    x = preprocess(load_image(EXAMPLE), checkpoint.preprocess)[None]
+    return checkpoint, checkpoint.build(), x
+
+
+def test_classify_handler_is_the_library_s_gradcat_and_grad_cam(handlers, predictor, models):
+    label, overlay, cam, maps, rows, summary = handlers.classify(str(EXAMPLE), PREDICTED)
+    checkpoint, model, x = _reference(models)
+    logits = np.asarray(jax.jit(model.apply)({"params": checkpoint.params}, x)[0][0])
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    order = np.argsort(-probs)
+    assert list(label) == [checkpoint.class_names[i] for i in order]
+    np.testing.assert_allclose(list(label.values()), probs[order], rtol=1e-5)
+
+    explainer = GradCAT(model, checkpoint.params, checkpoint.class_names, 16)
+    expected = explainer.explain(x, target=int(order[0]))[0][0]  # the predicted class
+    assert rows == [[n.level, n.block, *n.box, round(n.score, 6)] for n in expected.path]
+    for parent, child in zip(rows, rows[1:], strict=False):  # nested boxes: each inside the one above
+        assert parent[2] <= child[2] < child[4] <= parent[4] and parent[3] <= child[3] < child[5] <= parent[5]
+    assert f"GradCAT for **{expected.class_name}** (the predicted class" in summary
+    assert [c for _, c in maps] == ["level 2 (root): 1×1 blocks", "level 1: 2×2 blocks", "level 0 (leaf): 4×4 blocks"]
+    served = predictor.classifier.classify(str(EXAMPLE))
+    reference_cam = grad_cam(model, checkpoint.params, x, [expected.class_index])[0]
+    np.testing.assert_allclose(served.gradcam, reference_cam, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(Image.open(overlay)), np.asarray(draw_path(served.image, expected)))
+    np.testing.assert_array_equal(np.asarray(Image.open(cam)), np.asarray(heat_map(served.image, served.gradcam)))
+
+    other = next(n for n in checkpoint.class_names if n != expected.class_name)
+    *_, rows_other, summary_other = handlers.classify(str(EXAMPLE), other)
+    assert f"GradCAT for **{other}** (the chosen class" in summary_other
+    chosen = explainer.explain(x, target=other)[0][0]
+    assert rows_other == [[n.level, n.block, *n.box, round(n.score, 6)] for n in chosen.path]
+
+
+def test_generate_new_seeds_and_interpolate_handlers(handlers, models):
+    sampler = GeneratorSampler.from_directory(models.generator)
+    gallery, grid_file, summary = handlers.generate("green", 7, 5, 1.0)
+    expected = sampler.sample(range(7, 12), sampler.class_index("green"))
+    assert [c for _, c in gallery] == [f"seed {s} · green" for s in range(7, 12)]
+    for (path, _), want in zip(gallery, expected, strict=True):
+        image = np.asarray(Image.open(path))
+        assert image.shape == (128, 128, 3)  # 16 px enlarged 8× (nearest) for the browser
+        np.testing.assert_array_equal(image[::8, ::8], want)
+    np.testing.assert_array_equal(np.asarray(Image.open(grid_file)), grid(expected, 5))
+    assert summary.startswith("5 samples, seeds 7–11, class green")
+    truncated = np.asarray(Image.open(handlers.generate("green", 7, 1, 0.5)[0][0][0]), int)
+    assert np.abs(truncated - np.asarray(Image.open(gallery[0][0]), int)).max() > 0
+
+    seed, gallery, _, _ = handlers.new_seeds("any", 3, 1.0)
+    assert 0 <= seed <= MAX_SEED - LIMITS.max_samples and gallery[0][1].startswith(f"seed {seed} · ")
+    assert handlers.new_seeds("any", 1, 1.0)[0] != seed
+
+    frames, gif = handlers.interpolate(3, "red", 9, "blue", 5, 1.0)
+    assert [c for _, c in frames] == ["t = 0.00", "t = 0.25", "t = 0.50", "t = 0.75", "t = 1.00"]
+    ends = [sampler.sample([3], 0)[0], sampler.sample([9], 2)[0]]
+    for (path, _), want in zip((frames[0], frames[-1]), ends, strict=True):
+        assert np.abs(np.asarray(Image.open(path), int)[::8, ::8] - want.astype(int)).max() <= 1
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 8 and animation.size == (128, 128)  # 5 + 3 back
+
+
+def test_real_scores_present_the_discriminator_as_a_classifier(models):
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)), jnp.float32)
+    checkpoint = load_checkpoint(models.discriminator)
+    module, variables = checkpoint.build(), {"params": checkpoint.params}
+    scores, inter = jax.jit(RealScores(module, 3).apply)(variables, x)
+    assert scores.shape == (2, 3) and len(inter["levels"]) == 3
+    per_class = jax.jit(lambda k: module.apply(variables, x, jnp.full((2,), k))[0])
+    for k in range(3):
+        np.testing.assert_allclose(scores[:, k], per_class(k), rtol=1e-5, atol=1e-6)
+    unconditional = get_config("nest_disc_micro_32", image_size=16, dims=(16, 32, 32), heads=(1, 2, 2))
+    module, variables = unconditional.build(), {"params": random_params(unconditional, 0)}
+    scores, _ = jax.jit(RealScores(module, 0).apply)(variables, x)
+    np.testing.assert_allclose(scores[:, 0], jax.jit(module.apply)(variables, x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_discriminator_handlers_judge_a_generated_image(handlers, predictor, models):
+    path, as_class = handlers.discriminator_sample(4, "blue")
+    assert as_class == "blue" and Image.open(path).size == (16, 16)
+    summary, fake, real, maps, rows = handlers.explain_discriminator(path, "blue")
+    checkpoint = load_checkpoint(models.discriminator)
+    x = np.asarray(Image.open(path).convert("RGB"), np.float32)[None] / 127.5 - 1.0
+    score = float(jax.jit(checkpoint.build().apply)({"params": checkpoint.params}, x, jnp.asarray([2]))[0][0])
+    assert f"D scores this image as **blue** {score:+.3f}" in summary
+    assert Image.open(fake).size == Image.open(real).size == (256, 256)
+    verdict = predictor.discriminator.explain(path, "blue")
+    scores = [s.reshape(-1) for s in verdict.real.level_scores]
+    for path_, pick in ((verdict.fake.path, np.min), (verdict.real.path, np.max)):
+        for parent, node in zip(path_, path_[1:], strict=False):  # each step takes the extreme of the 4 children
+            grid_ = int(np.sqrt(scores[parent.level].size))
+            assert scores[node.level][node.block] == pick(scores[node.level][children(parent.block, grid_)])
+    assert rows == [[n.level, n.block, *n.box, round(n.score, 6)] for n in verdict.fake.path]
+    assert [c for _, c in maps][0] == "level 2 (root): 1×1 blocks"
+
+
+def test_bad_inputs_are_refused_by_the_handlers_with_a_reason(handlers, uploads):
+    for path, words in uploads.bad.values():
+        with pytest.raises(gr.Error, match=words):
+            handlers.classify(str(path), PREDICTED)
+        with pytest.raises(gr.Error, match=words):
+            handlers.explain_discriminator(str(path), "red")
+    for args, words in ((("green", 0, 0, 1.0), "count must be between 1 and 16"),
+                        (("green", 0, 17, 1.0), "count must be between 1 and 16"),
+                        (("green", -1, 1, 1.0), "seed must be between"), (("green", 0.5, 1, 1.0), "whole number"),
+                        (("green", 0, 1, 0.0), "truncation ψ must be between"), (("unicorn", 0, 1, 1.0), "unicorn")):
+        with pytest.raises(gr.Error, match=words):
+            handlers.generate(*args)
+    with pytest.raises(gr.Error, match="frames must be between 2 and 8"):
+        handlers.interpolate(0, "red", 1, "red", 9, 1.0)
+    with pytest.raises(gr.Error, match="unknown class name 'unicorn'"):
+        handlers.classify(str(EXAMPLE), "unicorn")
+    with pytest.raises(gr.Error, match="no image"):
+        handlers.classify(None, PREDICTED)
+    pasted = base64.b64encode(EXAMPLE.read_bytes()).decode()  # a data: URL, as a pasted image may arrive
+    assert handlers.classify({"path": None, "url": f"data:image/jpeg;base64,{pasted}"}, PREDICTED)[0]
+    with pytest.raises(gr.Error, match="not a base64 image"):
+        handlers.classify({"path": None, "url": "data:image/png;base64,@@@"}, PREDICTED)
+    for path in uploads.good:  # converted, not refused: grayscale, RGBA, 16-bit, palette, animated (first frame)
+        label, *_ = handlers.classify(str(path), PREDICTED)
+        assert len(label) == 5 and read_image(str(path), LIMITS).mode == "RGB"
+
+
+def test_a_missing_generator_names_the_command_that_trains_one(models, monkeypatch, tmp_path):
+    monkeypatch.setattr(shipped, "DEFAULT_GENERATOR", tmp_path / "none")
+    predictor = Predictor.load(models.classifier, None, limits=LIMITS)
+    assert predictor.generator is None and predictor.discriminator is None
+    message = predictor.missing["generator"]
+    assert "python scripts/train_gan.py --config configs/gan_cifar10.py:cpu" in message and "--generator DIR" in message
+    demo = build_app(predictor)
+    texts = [c.get("props", {}).get("value") or "" for c in demo.config["components"]]
+    assert sum("scripts/train_gan.py" in str(t) for t in texts) == 3  # Generate, Interpolate, Models
+    assert {d["api_name"] for d in demo.config["dependencies"]} & set(ENDPOINTS) == {"classify"}
+    with pytest.raises(gr.Error, match="train_gan.py"):
+        Handlers(predictor).generate("any", 0, 1, 1.0)
+
+
+def test_model_cards_show_the_readme_and_the_measured_metrics(models, tmp_path):
+    checkpoint = load_checkpoint(models.classifier)
+    (tmp_path / "README.md").write_text("# Tiny NesT\n\nA card.\n\n```bash\n# a comment, not a heading\n```\n")
+    checkpoint.path, checkpoint.metadata = tmp_path, {"model_card": {"test_top1": 0.4321, "test_examples": 1000}}
+    text = card("Classifier", checkpoint)
+    assert text.startswith(f"## Classifier: `{tmp_path.name}`") and "### Tiny NesT" in text
+    assert "# a comment, not a heading" in text and "### # a comment" not in text
+    assert "| test_top1 | 0.4321 |" in text and "| test_examples | 1,000 |" in text
+    plain = card("Generator", load_checkpoint(models.generator))
+    assert "- kind: generator" in plain and "- parameters: " in plain and "No measured metrics" in plain
+
+
+def test_app_refuses_wrong_checkpoints_with_a_message(models, capsys):
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    for argv, words in ((["--classifier", str(models.generator)], "holds a generator, not a classifier"),
+                        (["--generator", "/nonexistent"], "does not exist"),
+                        (["--discriminator", str(models.classifier)], "not a nest_discriminator"),
+                        (["--classifier", str(models.classifier), "--score", "loud"], "score must be one of")):
+        assert app.main(argv) == 2
+        assert words in capsys.readouterr().err
+
+
+def test_every_endpoint_through_the_client(client, handlers, uploads):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) == {f"/{name}" for name in ENDPOINTS}
+    label, overlay, cam, maps, table, summary = client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")
+    want_label, *_, want_rows, want_summary = handlers.classify(str(EXAMPLE), PREDICTED)
+    assert label["label"] == next(iter(want_label)) and table["data"] == want_rows and summary == want_summary
+    assert Image.open(overlay).size == Image.open(cam).size == (256, 256) and len(maps) == 3
+    gallery, grid_file, _ = client.predict("red", 5, 3, 1.0, api_name="/generate")
+    assert [g["caption"] for g in gallery] == ["seed 5 · red", "seed 6 · red", "seed 7 · red"]
+    assert Image.open(grid_file).size == (3 * 18 + 2, 18 + 2)  # 16 px cells, 2 px padding
+    seed, gallery, _, _ = client.predict("any", 2, 1.0, api_name="/new_seeds")
+    assert len(gallery) == 2 and gallery[0]["caption"].startswith(f"seed {seed} · ")
+    frames, gif = client.predict(1, "red", 2, "green", 4, 1.0, api_name="/interpolate")
+    assert len(frames) == 4 and Image.open(gif).n_frames == 6
+    image, as_class = client.predict(3, "green", api_name="/discriminator_sample")
+    summary, fake, real, maps, table = client.predict(handle_file(image), as_class, api_name="/explain_discriminator")
+    assert summary == handlers.explain_discriminator(image, "green")[0] and len(table["data"]) == 3
+
+
+def test_a_fuzz_of_bad_uploads_is_refused_and_the_server_keeps_serving(client, server, uploads):
+    for name, (path, words) in uploads.bad.items():
+        if name == "oversized.bmp":
+            with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client checks first
+                client.predict(handle_file(path), PREDICTED, api_name="/classify")
+            answer = httpx.post(f"{server}gradio_api/upload", files={"files": (name, path.read_bytes())})
+            assert answer.status_code == 413, answer.text  # and the server refuses it anyway
+            continue
+        with pytest.raises(AppError, match=words):
+            client.predict(handle_file(path), PREDICTED, api_name="/classify")
+    for endpoint, args, words in (("/classify", (handle_file(EXAMPLE), "unicorn"), "unknown class name"),
+                                  ("/classify", (None, PREDICTED), "no image"),
+                                  ("/generate", ("red", 0, 99, 1.0), "greater than maximum"),
+                                  ("/generate", ("red", 0, 1, 3.0), "greater than maximum"),
+                                  ("/interpolate", (0, "red", 1, "red", 1, 1.0), "less than minimum"),
+                                  ("/explain_discriminator", (handle_file(EXAMPLE), "unicorn"), "unknown class")):
+        with pytest.raises(AppError, match=words):
+            client.predict(*args, api_name=endpoint)
+    for path in (ROOT / "README.md", ROOT / "app.py", Path("/etc/passwd")):  # nothing beyond Gradio's cache
+        assert httpx.get(f"{server}gradio_api/file={path}").status_code in (403, 404)
+    for path in uploads.good:
+        assert len(client.predict(handle_file(path), PREDICTED, api_name="/classify")[0]["confidences"]) == 5
+    assert client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")[0]["label"]
+
+
+def test_load_50_concurrent_requests_on_loopback(server):
+    client = Client(server, verbose=False, max_workers=50)
+    start, done = time.perf_counter(), {}
+    jobs = [client.submit(handle_file(EXAMPLE), PREDICTED, api_name="/classify") if i % 2 else
+            client.submit("any", i, 4, 1.0, api_name="/generate") for i in range(50)]
+    for i, job in enumerate(jobs):
+        job.add_done_callback(lambda _, i=i: done.setdefault(i, time.perf_counter() - start))
+    results = [job.result(timeout=300) for job in jobs]
+    assert all(len(r[0]["confidences"]) == 5 if i % 2 else len(r[0]) == 4 for i, r in enumerate(results))
+    latencies = np.asarray([done[i] for i in range(50)])
+    print(f"\napp load test: 50 concurrent requests (25 classify, 25 generate×4), all answered in "
+          f"{latencies.max():.2f} s; latency p50 {np.percentile(latencies, 50):.2f} s, "
+          f"p95 {np.percentile(latencies, 95):.2f} s")
+
+
+def test_a_real_browser_generates_and_classifies(server, handlers, uploads, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    artifacts = Path(os.environ.get("NESTGEN_TEST_ARTIFACTS") or tmp_path_factory.mktemp("app-screenshots"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    top = next(iter(handlers.classify(str(EXAMPLE), PREDICTED)[0]))
+    loaded = "n => [...document.querySelectorAll('{} img')].filter(i => i.complete && i.naturalWidth > 0).length >= n"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server)
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.wait_for_function(loaded.format("#samples"), arg=LIMITS.max_samples, timeout=30_000)
+        assert "seed 0" in page.locator("#samples").inner_text()
+        page.screenshot(path=artifacts / "generate.png", full_page=True)
+
+        page.get_by_role("tab", name="Classify & explain").click()
+        page.locator("#upload input[type=file]").set_input_files(EXAMPLE)
+        page.get_by_role("button", name="Classify & explain").click()
+        page.wait_for_function(loaded.format("#overlay"), arg=1, timeout=30_000)
+        assert page.locator("#top5").inner_text().split()[1] == top  # "top-5", then the top-1 label
+        assert "GradCAT for" in page.locator("#summary").inner_text()
+        page.screenshot(path=artifacts / "classify.png", full_page=True)
+
+        page.locator("#upload input[type=file]").set_input_files(uploads.bad["corrupt.jpg"][0])
+        page.get_by_role("button", name="Classify & explain").click()
+        page.get_by_text("corrupt or unreadable image").first.wait_for(timeout=30_000)  # the error toast
+        page.wait_for_timeout(500)  # let the toast finish fading in
+        page.screenshot(path=artifacts / "bad-upload.png")
+        browser.close()
+    assert all((artifacts / f"{n}.png").stat().st_size > 10_000 for n in ("generate", "classify", "bad-upload"))
+    print(f"\nbrowser screenshots: {artifacts}")
