@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint
@@ -13,6 +14,8 @@ from nestgen.shipped import default_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_ZIP = "zip:../shared/data/cifar10-test.zip"
+DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
+DEFAULT_FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +44,38 @@ def test_classify_uses_the_shipped_model_by_default(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     row = json.loads(result.stdout)
     assert len(row["logits"]) == 10 and row["top_k"][0]["class"] in load_checkpoint(default_classifier()).class_names
+
+
+@pytest.fixture(scope="module")
+def shipped_generator():
+    from nestgen.shipped import default_generator
+
+    return load_checkpoint(default_generator())
+
+
+def test_shipped_generator_is_deterministic_per_seed_and_class(shipped_generator):
+    from nestgen.evaluation.sampling import GeneratorSampler
+
+    sampler = GeneratorSampler(shipped_generator, batch_size=16)
+    horse = sampler.class_index("horse")
+    a, b = sampler.sample(range(8), horse), sampler.sample(range(8), horse)
+    assert a.shape == (8, 32, 32, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, sampler.sample(range(8), sampler.class_index("ship")))  # the class matters
+    assert len(shipped_generator.metadata["w_avg"]) == 10 and shipped_generator.class_names[7] == "horse"
+
+
+def test_shipped_generator_scores_its_model_card(shipped_generator, tmp_path, monkeypatch):
+    """FD_NesT of 2,000 samples against the test images, as the model card measured it (a regression test)."""
+    from nestgen.evaluation import fid
+    from nestgen.evaluation.sampling import GeneratorSampler
+
+    monkeypatch.chdir(ROOT)
+    card = shipped_generator.metadata["model_card"]
+    assert card["protocol"]["num_samples"] == 2000 and card["metric"].startswith("FD_NesT[")
+    result = fid.evaluate(GeneratorSampler(shipped_generator, batch_size=100), DEFAULT_REFERENCE, 2000,
+                          features=DEFAULT_FEATURES, batch_size=100, cache_dir=tmp_path, verbose=False)
+    assert result.label == card["metric"]
+    assert result.metrics["fd_nest"] == pytest.approx(card["fd_nest"], rel=0.02)  # float noise across machines
+    readme = (shipped_generator.path / "README.md").read_text()
+    assert f"{card['fd_nest']:.3f}" in readme and (shipped_generator.path / "samples.png").is_file()
