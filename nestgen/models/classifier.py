@@ -19,6 +19,7 @@ from nestgen.models.nest import (
     ATTENTION_KINDS,
     POOL_PADDINGS,
     BlockAggregation,
+    ConfigRecord,
     Dtype,
     LayerNorm,
     Level,
@@ -29,7 +30,7 @@ from nestgen.models.nest import (
 
 
 @dataclasses.dataclass(frozen=True)
-class NestConfig:
+class NestConfig(ConfigRecord):
     """Everything that fixes the shape and arithmetic of a NesT classifier (not its compute dtype).
 
     Level 0 is the finest level with 4**(num_levels - 1) blocks; the top level has one block. The block size S
@@ -96,18 +97,6 @@ class NestConfig:
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, ...]:
         """Inputs of the right shape for `init` and shape inference."""
         return (jnp.zeros((batch, self.image_size, self.image_size, self.in_channels), jnp.float32),)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in dataclasses.asdict(self).items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> NestConfig:
-        data = {k: v for k, v in data.items() if k != "kind"}
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown NesT config fields: {sorted(unknown)}")
-        return cls(**data)
 
     def build(self, dtype: Dtype = jnp.float32) -> NestClassifier:
         return NestClassifier(self, dtype=dtype)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from nestgen.models.classifier import NestConfig, NestEncoder
-from nestgen.models.nest import Dtype, LayerNorm
+from nestgen.models.nest import ConfigRecord, Dtype, LayerNorm
 
 
 def _projection(features: jax.Array, labels: jax.Array | None, num_classes: int, dtype: Dtype) -> jax.Array:
@@ -28,13 +28,8 @@ def _projection(features: jax.Array, labels: jax.Array | None, num_classes: int,
     return score.astype(jnp.float32)
 
 
-def _to_dict(config) -> dict[str, Any]:
-    return {"kind": config.kind, **{k: list(v) if isinstance(v, tuple) else v
-                                    for k, v in dataclasses.asdict(config).items()}}
-
-
 @dataclasses.dataclass(frozen=True)
-class ConvDiscriminatorConfig:
+class ConvDiscriminatorConfig(ConfigRecord):
     """Residual conv discriminator: `channels[i]` at resolution image_size / 2**i, down to 4×4."""
 
     kind: ClassVar[str] = "conv_discriminator"
@@ -57,13 +52,6 @@ class ConvDiscriminatorConfig:
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, ...]:
         images = jnp.zeros((batch, self.image_size, self.image_size, self.in_channels), jnp.float32)
         return (images, jnp.zeros((batch,), jnp.int32)) if self.num_classes else (images,)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConvDiscriminatorConfig:
-        return cls(**{k: v for k, v in data.items() if k != "kind"})
 
     def build(self, dtype: Dtype = jnp.float32) -> ConvDiscriminator:
         return ConvDiscriminator(self, dtype=dtype)

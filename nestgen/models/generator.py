@@ -21,6 +21,7 @@ from nestgen.models.nest import (
     ATTENTION_KINDS,
     LAYER_NORM_EPSILON,
     BlockDeAggregation,
+    ConfigRecord,
     Dtype,
     LayerNorm,
     Level,
@@ -30,7 +31,7 @@ from nestgen.models.nest import (
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(ConfigRecord):
     """Shape of a NesT generator. `num_classes == 0` is unconditional; otherwise labels select a class embedding."""
 
     kind: ClassVar[str] = "generator"
@@ -84,18 +85,6 @@ class GeneratorConfig:
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, ...]:
         z = jnp.zeros((batch, self.latent_dim), jnp.float32)
         return (z, jnp.zeros((batch,), jnp.int32)) if self.conditional else (z,)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in dataclasses.asdict(self).items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        data = {k: v for k, v in data.items() if k != "kind"}
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown generator config fields: {sorted(unknown)}")
-        return cls(**data)
 
     def build(self, dtype: Dtype = jnp.float32) -> NestGenerator:
         return NestGenerator(self, dtype=dtype)

@@ -8,6 +8,7 @@ numbered in raster order on a √T×√T grid, tokens in raster order inside the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -29,6 +30,24 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 ATTENTION_KINDS = ("multi_head", "multi_query")
 POOL_PADDINGS = ("same", "symmetric")
+
+
+class ConfigRecord:
+    """to_dict / from_dict for the frozen config dataclasses of every network (the `model` entry of config.json)."""
+
+    kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v
+                                      for k, v in dataclasses.asdict(self).items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        data = {k: v for k, v in data.items() if k != "kind"}
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.kind} config fields: {sorted(unknown)}")
+        return cls(**data)
 
 
 def _square_root(value: int, what: str) -> int:
