@@ -184,7 +184,7 @@ def test_it_learns_coloured_shapes(tmp_path):
     to held-out data to a fraction of the initial one. Measured with scripts/benchmark_gan_toy.py --steps 200
     over seeds 0-4: ratios 0.17 … (see README); the threshold leaves a wide margin."""
     out = subprocess.run([sys.executable, str(ROOT / "scripts/benchmark_gan_toy.py"), "--seeds", "1", "--steps",
-                          "200"], capture_output=True, text=True, timeout=900, cwd=ROOT,
+                          "200"], capture_output=True, text=True, timeout=1800, cwd=ROOT,
                          env={**os.environ, "NESTGEN_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
