@@ -21,13 +21,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def main(argv=None) -> int:
+    from nestgen.explain.gradcat import DEFAULT_SCORE
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classifier", help="classifier checkpoint directory (default: the shipped CIFAR-10 NesT)")
     parser.add_argument("--generator", help="generator checkpoint directory (default: the shipped CIFAR-10 GAN)")
     parser.add_argument("--discriminator", help="NesT discriminator checkpoint directory (default: the one "
                                                 "exported beside the generator, if any)")
-    parser.add_argument("--score", default="signed",
-                        help="GradCAT block score of the classifier: signed Σ A⊙G (spec.md §4) or magnitude Σ |A⊙G|")
+    parser.add_argument("--score", default=DEFAULT_SCORE,
+                        help="GradCAT block score of the classifier: magnitude Σ |A⊙G| (default, measured best) "
+                             "or signed Σ A⊙G (spec.md §4)")
     parser.add_argument("--examples", default=str(EXAMPLES), help="folder of example images for the Classify tab")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the local network")
     parser.add_argument("--port", type=int, default=7860)

@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--image", required=True)
     parser.add_argument("--class", dest="target", help="class name or index to explain (default: predicted)")
     parser.add_argument("--top-k", type=int, help="explain the k most likely classes")
+    parser.add_argument("--score", default="magnitude", choices=["magnitude", "signed"],
+                        help="GradCAT block score: Σ |A⊙G| (default, measured best) or spec.md §4's signed Σ A⊙G")
     parser.add_argument("--gradcam-level", type=int, default=0)
     parser.add_argument("--size", type=int, default=256, help="pixels per panel")
     parser.add_argument("--out", default="explanation.png")
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
         checkpoint = load_checkpoint(args.checkpoint or default_classifier())
         spec = checkpoint.preprocess
         x = preprocess(load_image(args.image, target_size=int(spec["image_size"])), spec)[None]  # (1, S, S, 3)
-        explainer = GradCAT(checkpoint.build(), checkpoint.params, checkpoint.class_names, int(spec["image_size"]))
+        explainer = GradCAT(checkpoint.build(), checkpoint.params, checkpoint.class_names, int(spec["image_size"]),
+                            score=args.score)
         if args.target is not None:
             explainer.resolve_class(args.target)
         if not 0 <= args.gradcam_level < checkpoint.config.num_levels:

@@ -2,8 +2,9 @@
 
 One jitted forward + backward gives every level's output features A_l (B, T_l, N, C_l) and their gradients
 G_l = ∂y_c/∂A_l for the target class c (through the encoder's `perturb("features_l")` hooks). The score of
-block t at level l is s_l[t] = Σ A_l[t] ⊙ G_l[t]. From the root (one block), the traversal descends at each
-level into the best of the 4 children of the node chosen above, ending at the leaf block that most supports c.
+block t at level l is s_l[t] = Σ |A_l[t] ⊙ G_l[t]| by default ("magnitude"; spec.md §4's signed Σ A_l[t] ⊙ G_l[t]
+is score="signed", see `SCORES`). From the root (one block), the traversal descends at each level into the best
+of the 4 children of the node chosen above, ending at the leaf block that most supports c.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from nestgen.models.nest import unblockify
 # Block scores from features A and gradients G, both (B, T, N, C) → (B, T). "signed" is spec.md §4's
 # Σ A ⊙ G. Each level's output feeds a conv + LayerNorm (or the head's LayerNorm), which makes the logit nearly
 # invariant to scaling A, so the signed sum is close to 0 and its sign within a block is unreliable;
-# "magnitude" (Σ |A ⊙ G|) keeps how strongly each block's features drive the class logit.
+# "magnitude" (Σ |A ⊙ G|) keeps how strongly each block's features drive the class logit. Measured (README,
+# "Explain a classification"): the leaf block lands on the evidence in 78-100% of planted-pattern images and
+# 99.7% of composite CIFAR-10 images with "magnitude", 2-21% and 56% with "signed": magnitude is the default.
 SCORES = {
     "signed": lambda a, g: (a * g).sum(axis=(2, 3)),
     "magnitude": lambda a, g: jnp.abs(a * g).sum(axis=(2, 3)),
 }
+DEFAULT_SCORE = "magnitude"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +123,7 @@ def features_and_gradients(model, params: Any, images: jax.Array, targets: jax.A
 class GradCAT:
     """Explains a NesT classifier (`model.apply` → (logits, {"levels": [...]})) with fixed parameters."""
 
-    def __init__(self, model, params: Any, class_names: Sequence[str], image_size: int, score: str = "signed"):
+    def __init__(self, model, params: Any, class_names: Sequence[str], image_size: int, score: str = DEFAULT_SCORE):
         if score not in SCORES:
             raise ValueError(f"score must be one of {sorted(SCORES)}, got {score!r}")
         self.model, self.params, self.class_names, self.image_size = model, params, list(class_names), image_size

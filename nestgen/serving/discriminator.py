@@ -3,7 +3,8 @@
 A NesT discriminator returns one score per image (the logit of "real", with projection conditioning on a class
 when conditional), not class logits. `RealScores` presents it to GradCAT as a classifier with one column per
 class, D(x, y=k), so `GradCAT.explain(x, target=k)` walks the tree for "real, as class k" unchanged. The "fake"
-path is the same traversal on the negated block scores.
+path is the same traversal on the negated block scores, so this explanation keeps spec.md §4's signed score
+(Σ A⊙G): the magnitude score has no direction and would give the same path twice.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class DiscriminatorService:
         self.conditional = bool(config.num_classes)
         self.class_names = list(checkpoint.class_names) if self.conditional else ["real"]
         self.explainer = GradCAT(RealScores(checkpoint.build(), config.num_classes), checkpoint.params,
-                                 self.class_names, self.image_size)
+                                 self.class_names, self.image_size, score="signed")
         self._spec = {"image_size": self.image_size, "resize": "bicubic", "crop_pct": 1.0,
                       "mean": [0.5] * 3, "std": [0.5] * 3}  # uint8/255 → [-1, 1]
 

@@ -21,7 +21,7 @@ from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpo
 from nestgen.data.images import preprocess
 from nestgen.evaluation.predict import ClassifierPredictor
 from nestgen.evaluation.sampling import GeneratorSampler
-from nestgen.explain.gradcat import Explanation, GradCAT, features_and_gradients
+from nestgen.explain.gradcat import DEFAULT_SCORE, Explanation, GradCAT, features_and_gradients
 from nestgen.models.nest import unblockify
 from nestgen.serving.discriminator import DiscriminatorService
 from nestgen.serving.inputs import MAX_SEED, InputError, Limits, check_int, check_truncation, read_image
@@ -52,7 +52,7 @@ class Classification:
 class ClassifierService:
     """Top-k classification, GradCAT and Grad-CAM of one classifier checkpoint, at batch 1."""
 
-    def __init__(self, checkpoint: Checkpoint, limits: Limits, score: str = "signed"):
+    def __init__(self, checkpoint: Checkpoint, limits: Limits, score: str = DEFAULT_SCORE):
         self.checkpoint, self.limits, self.score = checkpoint, limits, score
         self.image_size = int(checkpoint.preprocess["image_size"])
         self.predictor = ClassifierPredictor(checkpoint, batch_size=1)
@@ -153,7 +153,7 @@ class Predictor:
     @classmethod
     def load(cls, classifier: str | Path | None = None, generator: str | Path | None = None,
              discriminator: str | Path | None = None, limits: Limits | None = None,
-             score: str = "signed") -> Predictor:
+             score: str = DEFAULT_SCORE) -> Predictor:
         """Load the given checkpoint directories, or the shipped ones for None. Bad explicit paths raise
         CheckpointError; a missing shipped model is recorded in `missing` with the command that trains it.
         `score` is the classifier's GradCAT block score (`nestgen.explain.gradcat.SCORES`)."""
