@@ -2,9 +2,10 @@
 
   python scripts/benchmark_classifier.py --variant nest_tiny_s16_32 --batch 64 [--json]
 
-For each attention kind nestgen is measured, then timm (multi-head only) with the same shape; the printed ratio
-is nestgen images/s over timm images/s measured in this process. The train step is forward + softmax
-cross-entropy + backward + AdamW update, float32 on both sides. Needs the `test` extra (timm, torch).
+timm (multi-head only) and nestgen (each attention kind) with the same shape are measured in turns, `--rounds`
+times, in this process; the printed ratio is the median over rounds of nestgen images/s over the timm images/s of
+the same round, so a load that drifts during the run does not favour either side. The train step is forward +
+softmax cross-entropy + backward + AdamW update, float32 on both sides. Needs the `test` extra (timm, torch).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import functools
 import json
 import os
+import statistics
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,8 @@ from nestgen.evaluation.timing import machine as timing_machine
 from nestgen.models.registry import get_config, init_params
 
 
-def measure_nestgen(cfg, batch: int, timing: dict) -> dict:
+def nestgen_steps(cfg, batch: int):
+    """(forward, train step, GFLOP per image) callables for nestgen's NesT; each call blocks until done."""
     model = cfg.build()
     params = init_params(cfg, 0)
     images = jax.random.normal(jax.random.key(1), (batch, cfg.image_size, cfg.image_size, 3))
@@ -51,12 +54,11 @@ def measure_nestgen(cfg, batch: int, timing: dict) -> dict:
         state["params"], state["opt"] = train_step(state["params"], state["opt"], images, labels)
         jax.block_until_ready(state["params"])
 
-    fwd = throughput(lambda: forward(params, images).block_until_ready(), batch, **timing)
-    train = throughput(run_train, batch, **timing)
-    return {"forward": fwd, "train_step": train, "gflops_per_image_forward": flops_per_image / 1e9}
+    return (lambda: forward(state["params"], images).block_until_ready()), run_train, flops_per_image / 1e9
 
 
-def measure_timm(cfg, batch: int, timing: dict) -> dict:
+def timm_steps(cfg, batch: int):
+    """(forward, train step) callables for timm's PyTorch NesT of the same shape."""
     import torch
     from timm.models.nest import Nest
 
@@ -70,19 +72,17 @@ def measure_timm(cfg, batch: int, timing: dict) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
 
     def forward():
+        model.eval()
         with torch.no_grad():
             model(images)
 
     def train_step():
+        model.train()
         optimizer.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
 
-    model.eval()
-    fwd = throughput(forward, batch, **timing)
-    model.train()
-    train = throughput(train_step, batch, **timing)
-    return {"forward": fwd, "train_step": train}
+    return forward, train_step
 
 
 def main(argv=None) -> int:
@@ -93,6 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--min-iters", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3, help="measure every model this many times, in turns")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     timing = dict(warmup=args.warmup, min_iters=args.min_iters, min_seconds=args.min_seconds)
@@ -100,15 +101,24 @@ def main(argv=None) -> int:
     base = get_config(args.variant)
     kinds = ["multi_query", "multi_head"] if args.attention == "both" else [args.attention]
     # timm's NesT is multi-head with exact GELU: the reference shape for every row.
-    reference_cfg = dataclasses.replace(base, attention="multi_head", activation="gelu")
-    reference = measure_timm(reference_cfg, args.batch, timing)
+    models = {"timm": timm_steps(dataclasses.replace(base, attention="multi_head", activation="gelu"), args.batch)}
+    models |= {kind: nestgen_steps(dataclasses.replace(base, attention=kind), args.batch) for kind in kinds}
+    speeds = {name: {"forward": [], "train_step": []} for name in models}
+    for _ in range(args.rounds):
+        for name, (forward, train_step, *_) in models.items():
+            speeds[name]["forward"].append(throughput(forward, args.batch, **timing))
+            speeds[name]["train_step"].append(throughput(train_step, args.batch, **timing))
+    reference = speeds["timm"]
     rows = []
     for kind in kinds:
-        ours = measure_nestgen(dataclasses.replace(base, attention=kind), args.batch, timing)
-        rows.append({"variant": args.variant, "attention": kind, "batch": args.batch, **ours,
-                     "timm_forward": reference["forward"], "timm_train_step": reference["train_step"],
-                     "forward_ratio": ours["forward"] / reference["forward"],
-                     "train_step_ratio": ours["train_step"] / reference["train_step"]})
+        ours = speeds[kind]
+        rows.append({"variant": args.variant, "attention": kind, "batch": args.batch, "rounds": args.rounds,
+                     "gflops_per_image_forward": models[kind][2],
+                     **{f"{what}": statistics.median(ours[what]) for what in ("forward", "train_step")},
+                     **{f"timm_{what}": statistics.median(reference[what]) for what in ("forward", "train_step")},
+                     **{f"{what}_ratio": statistics.median(a / b for a, b in zip(ours[what], reference[what],
+                                                                                 strict=True))
+                        for what in ("forward", "train_step")}})
     machine = timing_machine()
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))

@@ -1,5 +1,6 @@
 """The shared NesT modules: blocks, locality, aggregation, attention kinds, drop path."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nestgen.models.nest import BlockAggregation, Level, LocalAttention, blockify, unblockify
+from nestgen.models.nest import BlockAggregation, Conv3x3, Level, LocalAttention, blockify, conv3x3_cpu, unblockify
 
 
 @settings(max_examples=30, deadline=None)
@@ -86,3 +87,28 @@ def test_drop_path_only_in_training():
     np.testing.assert_array_equal(eval_a, eval_b)
     train = level.apply(params, x, train=True, rngs={"dropout": jax.random.key(3)})
     assert not np.allclose(train, eval_a)
+
+
+def test_conv3x3_matches_xla_convolution_values_and_gradients():
+    # conv3x3_cpu replaces XLA:CPU's slow kernel gradient with 9 matmuls; values and both gradients must not change.
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 5))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 5, 7))
+    cotangent = jax.random.normal(jax.random.key(2), (2, 8, 8, 7))
+
+    def reference(x, kernel):
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    ours, ours_vjp = jax.vjp(conv3x3_cpu, x, kernel)
+    want, want_vjp = jax.vjp(reference, x, kernel)
+    np.testing.assert_allclose(ours, want, rtol=1e-6, atol=1e-6)
+    for got, expected in zip(ours_vjp(cotangent), want_vjp(cotangent), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv3x3_module_has_nn_conv_parameters_and_outputs():
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 6))
+    conv = nn.Conv(3, (3, 3), padding="SAME")
+    params = conv.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)  # non-zero bias
+    assert jax.tree.map(jnp.shape, Conv3x3(3).init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(Conv3x3(3).apply(params, x), conv.apply(params, x), rtol=1e-6, atol=1e-6)
