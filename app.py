@@ -36,11 +36,21 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
     parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; more are refused")
+    parser.add_argument("--compilation-cache", default=None,
+                        help="persistent XLA compilation cache, so a restart skips compiling (default: "
+                             "$NESTGEN_CACHE/jax or ~/.cache/nestgen/jax; '' disables it)")
     args = parser.parse_args(argv)
 
+    import jax
+
     from nestgen.convert.checkpoint import CheckpointError
+    from nestgen.data.archive import default_cache_dir
     from nestgen.serving import Predictor, require_gradio
 
+    cache = default_cache_dir() / "jax" if args.compilation_cache is None else args.compilation_cache
+    if cache:  # a restart loads the compiled programs instead of compiling them again
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     try:
         require_gradio()
         predictor = Predictor.load(args.classifier, args.generator, args.discriminator, score=args.score)

@@ -131,3 +131,16 @@ def test_repack_to_half_precision(tiny_checkpoint, tmp_path):
     assert size < 0.55 * (tiny_checkpoint / "model.safetensors").stat().st_size
     for key, value in flatten(full.params).items():
         np.testing.assert_allclose(flatten(half.params)[key], value, rtol=1e-3, atol=1e-6)
+
+
+def test_benchmark_latency_measures_the_shipped_models():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "latency", "--repeats", "2",
+                          "--json"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert [r["what"] for r in result["rows"]] == ["GradCAT, one 32x32 image", "16 generator samples"]
+    assert all(r["ms"] > 0 and r["reference_ms"] > 0 for r in result["rows"])
+    assert result["classifier"] == "classifier-cifar10-nest_micro_32" and result["peak_memory_mib"] > 100
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "bogus"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and "invalid choice: 'bogus'" in bad.stderr
