@@ -19,6 +19,8 @@ def base_config(variant: str, *, num_classes: int, train: str, eval: str, mean, 
     c.seed = 0
     c.model = ml_collections.ConfigDict({"variant": variant, "overrides": {"num_classes": num_classes}})
     c.dtype = "float32"  # compute dtype; parameters stay float32
+    c.fused_attention = False  # jax.nn.dot_product_attention (cuDNN flash attention on GPUs); same function
+    c.remat = False  # recompute transformer layers in the backward pass: less memory, ~1 more forward
     c.data = ml_collections.ConfigDict({
         "train": train, "train_split": "train", "eval": eval, "eval_split": "test",
         "data_dir": None, "cache_dir": None, "train_limit": None, "eval_limit": None,

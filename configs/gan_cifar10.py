@@ -20,6 +20,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # The discriminator's num_classes follows the generator's (projection conditioning).
     c.discriminator = ml_collections.ConfigDict({"variant": args.get("disc", "conv_disc_32"), "overrides": {}})
     c.dtype = "float32"  # compute dtype of G and D ("bfloat16" for mixed precision); parameters stay float32
+    c.fused_attention = False  # jax.nn.dot_product_attention (cuDNN flash attention on GPUs); same function
+    c.remat = False  # recompute transformer layers in the backward pass: less memory, ~1 more forward
     c.data = ml_collections.ConfigDict({
         "train": "zip:../shared/data/cifar10-train.zip", "train_split": "train", "data_dir": None,
         "cache_dir": None, "train_limit": None, "xflip": True})

@@ -2,7 +2,7 @@
 
   python scripts/benchmark.py classifier [--variant nest_tiny_s16_32 --batch 64 --rounds 3]  # nestgen vs timm NesT
   python scripts/benchmark.py generator [--variants nest_gen_32 nest_gen_64 nest_gen_128]   # img/s, cost vs pixels
-  python scripts/benchmark.py data                     # input pipeline images/s (compare with the train step's)
+  python scripts/benchmark.py data [--against nest_tiny_s16_32]  # input pipeline images/s vs the train step.s
   python scripts/benchmark.py latency [--repeats 20]   # the app's targets on the shipped models, after warm-up
   python scripts/benchmark.py app                      # `python app.py` start → first classification, twice
 

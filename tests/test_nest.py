@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nestgen.models.nest import BlockAggregation, Conv3x3, Level, LocalAttention, blockify, conv3x3_cpu, unblockify
+from nestgen.models.nest import (
+    BlockAggregation,
+    Conv3x3,
+    Execution,
+    Level,
+    LocalAttention,
+    blockify,
+    conv3x3_cpu,
+    unblockify,
+)
+from nestgen.models.registry import get_config, init_params
 
 
 @settings(max_examples=30, deadline=None)
@@ -77,6 +87,57 @@ def test_multi_query_equals_multi_head_with_shared_key_value():
                                 "bias": jnp.repeat(p["key_value"]["bias"], 4, axis=1)})
     mh = LocalAttention(num_heads=4, num_kv_heads=4)
     np.testing.assert_allclose(mq.apply({"params": p}, x), mh.apply({"params": shared}, x), atol=1e-6)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])
+def test_fused_attention_computes_the_same_function(kv_heads):
+    # jax.nn.dot_product_attention (cuDNN on GPUs) must be a drop-in for the einsum path: same parameters, same output.
+    x = jax.random.normal(jax.random.key(0), (2, 3, 16, 32))
+    params = LocalAttention(num_heads=4, num_kv_heads=kv_heads).init(jax.random.key(1), x)["params"]
+    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape), params)  # sharp weights
+    plain = LocalAttention(num_heads=4, num_kv_heads=kv_heads).apply({"params": params}, x)
+    fused = LocalAttention(num_heads=4, num_kv_heads=kv_heads, fused=True).apply({"params": params}, x)
+    np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-5)
+    assert float(jnp.abs(plain).mean()) > 0.1  # a real signal, not two zeros
+
+
+def test_execution_options_keep_parameters_outputs_and_gradients():
+    """Fused attention and rematerialisation change how the classifier computes, never what: the same parameter
+    tree, loss and training gradients (drop path on, same rng)."""
+    cfg = get_config("nest_micro_32", image_size=16, dims=(16, 32), depths=(1, 2), drop_path_rate=0.2)
+    params, images = init_params(cfg, 0), jax.random.normal(jax.random.key(1), (4, 16, 16, 3))
+    labels = jnp.arange(4) % cfg.num_classes
+
+    def loss_and_grads(execution):
+        model = cfg.build(execution=execution)
+        shapes = jax.eval_shape(model.init, jax.random.key(0), images)["params"]
+        assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, params)
+
+        def loss(p):
+            logits, _ = model.apply({"params": p}, images, train=True, rngs={"dropout": jax.random.key(2)})
+            return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1).mean()
+
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    base_loss, base_grads = loss_and_grads(Execution())
+    for execution in (Execution(fused_attention=True), Execution(remat=True)):
+        loss, grads = loss_and_grads(execution)
+        np.testing.assert_allclose(loss, base_loss, rtol=1e-5)
+        for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(base_grads), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_remat_recomputes_the_layers_in_the_backward_pass():
+    # The lowered gradient of a rematerialised level holds each layer's forward computation twice.
+    level_input = jax.random.normal(jax.random.key(0), (2, 4, 16, 32))
+
+    def dot_count(remat):
+        level = Level(depth=2, num_heads=2, num_kv_heads=2, execution=Execution(remat=remat))
+        params = level.init(jax.random.key(1), level_input)
+        grad = jax.grad(lambda p: level.apply(p, level_input).sum())
+        return jax.jit(grad).lower(params).compile().as_text().count(" dot(")
+
+    assert dot_count(True) > dot_count(False)
 
 
 def test_drop_path_only_in_training():

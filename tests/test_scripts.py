@@ -144,3 +144,45 @@ def test_benchmark_latency_measures_the_shipped_models():
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "bogus"], capture_output=True,
                          text=True, timeout=120, cwd=ROOT)
     assert bad.returncode == 2 and "invalid choice: 'bogus'" in bad.stderr
+
+
+def test_benchmark_classifier_measures_execution_options_against_timm():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "classifier", "--variant",
+                          "nest_micro_32", "--batch", "4", "--attention", "multi_head", "--execution", "plain", "fused",
+                          "remat", "--rounds", "1", "--warmup", "1", "--min-iters", "1", "--min-seconds", "0",
+                          "--json"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)["rows"]
+    assert [r["execution"] for r in rows] == ["plain", "fused", "remat"]
+    for r in rows:
+        assert r["forward"] > 0 and r["train_step"] > 0 and r["timm_forward"] > 0 and r["timm_train_step"] > 0
+        assert r["forward_ratio"] == pytest.approx(r["forward"] / r["timm_forward"])  # one round: plain ratio
+        assert r["train_memory_mib"] > 1
+        assert r["train_tflops_per_second"] == pytest.approx(3 * r["gflops_per_image_forward"] * r["train_step"] / 1e3)
+    assert rows[0]["gflops_per_image_forward"] == pytest.approx(0.152, rel=0.05)  # nest_micro_32's forward
+    bf16_vs_timm = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_classifier.py"), "--dtype",
+                                   "bfloat16", "--reference", "timm"], capture_output=True, text=True, timeout=300,
+                                  cwd=ROOT)
+    assert bf16_vs_timm.returncode == 2 and "--reference none" in bf16_vs_timm.stderr
+
+
+def test_peak_flops_come_from_the_datasheet_table():
+    from nestgen.evaluation.timing import peak_flops
+
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
+    assert peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12  # the PCIe part is matched before the SXM one
+    assert peak_flops("NVIDIA H200", "float32") == 67e12
+    assert peak_flops("cpu", "float32") is None
+
+
+def test_benchmark_data_compares_the_pipeline_with_the_train_step():
+    test_zip = ROOT.parent / "shared" / "data" / "cifar10-test.zip"
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "data", "--data", f"zip:{test_zip}",
+                          "--split", "test", "--batch", "8", "--steps", "3", "--against", "nest_micro_32",
+                          "--min-seconds", "0"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["examples"] == 10000 and result["train_step"]["variant"] == "nest_micro_32"
+    train = result["train_step"]["images_per_second"]
+    assert train > 0 and result["in_memory_images_per_second"] > 0 and result["streaming_images_per_second"] > 0
+    assert result["in_memory_over_train_step"] == pytest.approx(result["in_memory_images_per_second"] / train, rel=0.01)

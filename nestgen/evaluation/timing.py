@@ -29,6 +29,32 @@ def flops(jitted, *args) -> float:
     return float((cost or {}).get("flops", float("nan")))
 
 
+# Dense peak FLOP/s of the matrix units by the vendors' datasheets, for MFU: (device kind contains, dtype, peak).
+# First match wins, so the PCIe H100 comes before the SXM one. Unknown devices (CPUs included) have no peak.
+PEAK_FLOPS = (("H100 PCIe", "bfloat16", 756e12), ("H100", "bfloat16", 989e12), ("H200", "bfloat16", 989e12),
+              ("A100", "bfloat16", 312e12), ("H100 PCIe", "float32", 51e12), ("H100", "float32", 67e12),
+              ("H200", "float32", 67e12), ("A100", "float32", 19.5e12), ("TPU v4", "bfloat16", 275e12),
+              ("TPU v5p", "bfloat16", 459e12), ("TPU v5 lite", "bfloat16", 197e12))
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+    """The datasheet peak for this device and compute dtype, or None when not known."""
+    return next((peak for kind, kind_dtype, peak in PEAK_FLOPS if kind in device_kind and kind_dtype == dtype), None)
+
+
+def compiled_memory_bytes(jitted, *args) -> int:
+    """Bytes one call of a jitted function needs at its peak by XLA's memory analysis: arguments, outputs (less
+    what they alias, i.e. donated buffers) and temporaries. Per program, so options can be compared in one run."""
+    m = jitted.lower(*args).compile().memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
+
+
+def device_peak_memory_bytes() -> int | None:
+    """The accelerator allocator's high-water mark for this process (None on CPUs, which do not report one)."""
+    stats = jax.devices()[0].memory_stats()
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
 def machine() -> dict[str, object]:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "jax": jax.__version__, "jax_backend": jax.default_backend(),

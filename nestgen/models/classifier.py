@@ -17,10 +17,12 @@ import numpy as np
 from nestgen.models.nest import (
     ACTIVATIONS,
     ATTENTION_KINDS,
+    DEFAULT_EXECUTION,
     POOL_PADDINGS,
     BlockAggregation,
     ConfigRecord,
     Dtype,
+    Execution,
     LayerNorm,
     Level,
     PatchEmbedding,
@@ -98,8 +100,8 @@ class NestConfig(ConfigRecord):
         """Inputs of the right shape for `init` and shape inference."""
         return (jnp.zeros((batch, self.image_size, self.image_size, self.in_channels), jnp.float32),)
 
-    def build(self, dtype: Dtype = jnp.float32) -> NestClassifier:
-        return NestClassifier(self, dtype=dtype)
+    def build(self, dtype: Dtype = jnp.float32, execution: Execution = DEFAULT_EXECUTION) -> NestClassifier:
+        return NestClassifier(self, dtype=dtype, execution=execution)
 
 
 class NestEncoder(nn.Module):
@@ -111,6 +113,7 @@ class NestEncoder(nn.Module):
 
     config: NestConfig
     dtype: Dtype = jnp.float32
+    execution: Execution = DEFAULT_EXECUTION
 
     @nn.compact
     def __call__(self, images: jax.Array, *, train: bool = False) -> list[jax.Array]:
@@ -121,7 +124,8 @@ class NestEncoder(nn.Module):
         features = []
         for level, rates in enumerate(cfg.drop_path_rates()):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], rates, cfg.mlp_ratio,
-                      cfg.activation, dtype=self.dtype, name=f"level_{level}")(x, train=train)  # (B, T_l, N, C_l)
+                      cfg.activation, dtype=self.dtype, execution=self.execution,
+                      name=f"level_{level}")(x, train=train)  # (B, T_l, N, C_l)
             x = self.perturb(f"features_{level}", x)
             features.append(x)
             if level + 1 < cfg.num_levels:
@@ -134,15 +138,17 @@ class NestClassifier(nn.Module):
     """NesT image classifier. Input: normalised images (B, H, W, C). Output: (logits, intermediates).
 
     intermediates = {"levels": [level 0 … top level features (B, T_l, N, C_l)], "pre_logits": (B, C)}.
-    Logits are float32 whatever the compute dtype; parameters are always float32.
+    Logits are float32 whatever the compute dtype; parameters are always float32. `execution` chooses fused
+    attention and rematerialisation (same parameters, same function).
     """
 
     config: NestConfig
     dtype: Dtype = jnp.float32
+    execution: Execution = DEFAULT_EXECUTION
 
     @nn.compact
     def __call__(self, images: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict[str, Any]]:
-        features = NestEncoder(self.config, self.dtype, name="encoder")(images, train=train)
+        features = NestEncoder(self.config, self.dtype, self.execution, name="encoder")(images, train=train)
         x = LayerNorm(dtype=self.dtype, name="norm")(features[-1])  # (B, 1, N, C)
         pooled = x.mean(axis=(1, 2))  # (B, C)
         logits = nn.Dense(self.config.num_classes, dtype=self.dtype, kernel_init=kernel_init, name="head")(pooled)

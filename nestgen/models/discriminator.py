@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from nestgen.models.classifier import NestConfig, NestEncoder
-from nestgen.models.nest import ConfigRecord, Dtype, LayerNorm
+from nestgen.models.nest import DEFAULT_EXECUTION, ConfigRecord, Dtype, Execution, LayerNorm
 
 
 def _projection(features: jax.Array, labels: jax.Array | None, num_classes: int, dtype: Dtype) -> jax.Array:
@@ -53,7 +53,8 @@ class ConvDiscriminatorConfig(ConfigRecord):
         images = jnp.zeros((batch, self.image_size, self.image_size, self.in_channels), jnp.float32)
         return (images, jnp.zeros((batch,), jnp.int32)) if self.num_classes else (images,)
 
-    def build(self, dtype: Dtype = jnp.float32) -> ConvDiscriminator:
+    def build(self, dtype: Dtype = jnp.float32, execution: Execution = DEFAULT_EXECUTION) -> ConvDiscriminator:
+        """`execution` is accepted like every network's build; a convolutional network has nothing it changes."""
         return ConvDiscriminator(self, dtype=dtype)
 
 
@@ -110,8 +111,8 @@ class NestDiscriminatorConfig(NestConfig):
         images = jnp.zeros((batch, self.image_size, self.image_size, self.in_channels), jnp.float32)
         return (images, jnp.zeros((batch,), jnp.int32)) if self.num_classes else (images,)
 
-    def build(self, dtype: Dtype = jnp.float32) -> NestDiscriminator:
-        return NestDiscriminator(self, dtype=dtype)
+    def build(self, dtype: Dtype = jnp.float32, execution: Execution = DEFAULT_EXECUTION) -> NestDiscriminator:
+        return NestDiscriminator(self, dtype=dtype, execution=execution)
 
 
 class NestDiscriminator(nn.Module):
@@ -123,10 +124,11 @@ class NestDiscriminator(nn.Module):
 
     config: NestDiscriminatorConfig
     dtype: Dtype = jnp.float32
+    execution: Execution = DEFAULT_EXECUTION
 
     @nn.compact
     def __call__(self, images: jax.Array, labels: jax.Array | None = None, *, train: bool = False):
-        features = NestEncoder(self.config, self.dtype, name="encoder")(images, train=train)
+        features = NestEncoder(self.config, self.dtype, self.execution, name="encoder")(images, train=train)
         x = LayerNorm(dtype=self.dtype, name="norm")(features[-1])  # (B, 1, N, C)
         pooled = x.mean(axis=(1, 2))  # (B, C)
         scores = _projection(pooled, labels, self.config.num_classes, self.dtype)

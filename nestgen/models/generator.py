@@ -19,10 +19,12 @@ import jax.numpy as jnp
 from nestgen.models.nest import (
     ACTIVATIONS,
     ATTENTION_KINDS,
+    DEFAULT_EXECUTION,
     LAYER_NORM_EPSILON,
     BlockDeAggregation,
     ConfigRecord,
     Dtype,
+    Execution,
     LayerNorm,
     Level,
     kernel_init,
@@ -86,8 +88,8 @@ class GeneratorConfig(ConfigRecord):
         z = jnp.zeros((batch, self.latent_dim), jnp.float32)
         return (z, jnp.zeros((batch,), jnp.int32)) if self.conditional else (z,)
 
-    def build(self, dtype: Dtype = jnp.float32) -> NestGenerator:
-        return NestGenerator(self, dtype=dtype)
+    def build(self, dtype: Dtype = jnp.float32, execution: Execution = DEFAULT_EXECUTION) -> NestGenerator:
+        return NestGenerator(self, dtype=dtype, execution=execution)
 
 
 def _normalise(x: jax.Array) -> jax.Array:
@@ -134,6 +136,7 @@ class SynthesisNetwork(nn.Module):
 
     config: GeneratorConfig
     dtype: Dtype = jnp.float32
+    execution: Execution = DEFAULT_EXECUTION
 
     @nn.compact
     def __call__(self, w: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
@@ -144,7 +147,7 @@ class SynthesisNetwork(nn.Module):
         levels: list[jax.Array] = [None] * cfg.num_levels
         for level in range(top, -1, -1):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
-                      cfg.activation, ModulatedLayerNorm, dtype=self.dtype, name=f"level_{level}")(x, w)
+                      cfg.activation, ModulatedLayerNorm, self.dtype, self.execution, name=f"level_{level}")(x, w)
             levels[level] = x  # (B, T_l, N, C_l)
             if level > 0:
                 x = BlockDeAggregation(cfg.dims[level - 1], dtype=self.dtype,
@@ -159,15 +162,17 @@ class NestGenerator(nn.Module):
     """z (B, Z) [, labels (B,)] → (images (B, H, W, 3) in [-1, 1], {"w": (B, W), "levels": [...]}).
 
     `method="map"` gives w only and `method="synthesize"` renders a given w, for truncation (ψ toward a tracked
-    mean of w) and interpolation in w space. Parameters are float32; `dtype` is the compute dtype.
+    mean of w) and interpolation in w space. Parameters are float32; `dtype` is the compute dtype, `execution`
+    chooses fused attention and rematerialisation.
     """
 
     config: GeneratorConfig
     dtype: Dtype = jnp.float32
+    execution: Execution = DEFAULT_EXECUTION
 
     def setup(self):
         self.mapping = MappingNetwork(self.config)
-        self.synthesis = SynthesisNetwork(self.config, self.dtype)
+        self.synthesis = SynthesisNetwork(self.config, self.dtype, self.execution)
 
     def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, dict[str, Any]]:
         w = self.mapping(z, labels)

@@ -99,11 +99,14 @@ class LocalAttention(nn.Module):
 
     `num_kv_heads == num_heads` is multi-head attention, `num_kv_heads == 1` multi-query attention (one key and
     value head shared by all query heads, as the official CIFAR variants). Head size is C / num_heads.
+    `fused=True` computes the same function with `jax.nn.dot_product_attention`, which runs cuDNN's fused
+    (flash) attention on GPUs for bfloat16/float16 and XLA's own attention elsewhere.
     """
 
     num_heads: int
     num_kv_heads: int
     dtype: Dtype = jnp.float32
+    fused: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -116,6 +119,10 @@ class LocalAttention(nn.Module):
         q = dense((h, d), name="query")(x) * (d**-0.5)  # (B, T, N, h, d)
         kv = dense((2, g, d), name="key_value")(x)  # (B, T, N, 2, g, d)
         k, v = kv[..., 0, :, :], kv[..., 1, :, :]  # (B, T, N, g, d) each
+        if self.fused:  # blocks become the batch: (B·T, N, heads, d); g key/value heads serve h/g query heads each
+            out = jax.nn.dot_product_attention(q.reshape(b * t, n, h, d), k.reshape(b * t, n, g, d),
+                                               v.reshape(b * t, n, g, d), scale=1.0)  # (B·T, N, h, d)
+            return dense(c, axis=(-2, -1), name="out")(out.reshape(b, t, n, h, d))  # (B, T, N, C)
         if g == 1:  # multi-query: (token, head) pairs are the query rows of one matmul per block, no transposes
             q = q.reshape(b, t, n * h, d)  # (B, T, N·h, d)
             k, v = k[..., 0, :], v[..., 0, :]  # (B, T, N, d)
@@ -176,14 +183,16 @@ class TransformerLayer(nn.Module):
     activation: str = "gelu_tanh"
     norm: Callable[..., nn.Module] = LayerNorm
     dtype: Dtype = jnp.float32
+    fused_attention: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, cond: jax.Array | None = None, train: bool = False) -> jax.Array:
         def normalise(name: str, y: jax.Array) -> jax.Array:
             layer = self.norm(name=name, dtype=self.dtype)
             return layer(y) if cond is None else layer(y, cond)
 
-        y = LocalAttention(self.num_heads, self.num_kv_heads, dtype=self.dtype, name="attn")(normalise("norm1", x))
+        y = LocalAttention(self.num_heads, self.num_kv_heads, self.dtype, self.fused_attention,
+                           name="attn")(normalise("norm1", x))
         x = x + DropPath(self.drop_path, name="drop_path1")(y, train=train)
         y = Mlp(int(x.shape[-1] * self.mlp_ratio), self.activation, dtype=self.dtype,
                 name="mlp")(normalise("norm2", x))
@@ -298,6 +307,22 @@ class BlockDeAggregation(nn.Module):
         return blockify(x, block_size)  # (B, 4T, N, C')
 
 
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a network computes, not what: the compute dtype's companions. Parameters and outputs do not change.
+
+    fused_attention: `jax.nn.dot_product_attention` in every LocalAttention (cuDNN flash attention on GPUs).
+    remat: recompute each transformer layer's activations in the backward pass instead of keeping them
+    (`nn.remat`): less memory for about one more forward pass of compute.
+    """
+
+    fused_attention: bool = False
+    remat: bool = False
+
+
+DEFAULT_EXECUTION = Execution()
+
+
 class Level(nn.Module):
     """One level of the hierarchy: a learned position embedding (1, T, N, C), then `depth` transformer layers."""
 
@@ -309,13 +334,16 @@ class Level(nn.Module):
     activation: str = "gelu_tanh"
     norm: Callable[..., nn.Module] = LayerNorm
     dtype: Dtype = jnp.float32
+    execution: Execution = DEFAULT_EXECUTION
 
     @nn.compact
     def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
         pos_embed = self.param("pos_embed", kernel_init, (1,) + x.shape[1:])  # (1, T, N, C)
         x = x + pos_embed.astype(self.dtype)
         rates = self.drop_path or (0.0,) * self.depth
+        # nn.remat keeps the parameter names; `train` (argument 3, counting the module) switches Python control flow.
+        layer = nn.remat(TransformerLayer, static_argnums=(3,)) if self.execution.remat else TransformerLayer
         for i in range(self.depth):
-            x = TransformerLayer(self.num_heads, self.num_kv_heads, self.mlp_ratio, rates[i], self.activation,
-                                 self.norm, self.dtype, name=f"layer_{i}")(x, cond, train=train)
+            x = layer(self.num_heads, self.num_kv_heads, self.mlp_ratio, rates[i], self.activation, self.norm,
+                      self.dtype, self.execution.fused_attention, name=f"layer_{i}")(x, cond, train)
         return x  # (B, T, N, C)

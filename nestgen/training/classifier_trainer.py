@@ -31,6 +31,7 @@ from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
 from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
+from nestgen.models.nest import Execution
 from nestgen.models.registry import get_config
 from nestgen.training import sharding
 from nestgen.training.checkpoints import TrainCheckpoints
@@ -52,6 +53,14 @@ class TrainState:
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+def execution(config: ml_collections.ConfigDict) -> Execution:
+    """config.fused_attention and config.remat: how the network computes (never what)."""
+    for key in ("fused_attention", "remat"):
+        if not isinstance(config[key], bool):
+            raise ValueError(f"config.{key} must be True or False, got {config[key]!r}")
+    return Execution(fused_attention=config.fused_attention, remat=config.remat)
+
+
 def model_config(config: ml_collections.ConfigDict):
     """The NesT config of an experiment; fails with a readable message for unknown variants or bad shapes."""
     overrides = dict(config.model.get("overrides", {}) or {})
@@ -71,6 +80,7 @@ def validate(config: ml_collections.ConfigDict):
                          f"{cfg.image_size}: set model.overrides.image_size or input.image_size")
     if config.dtype not in COMPUTE_DTYPES:
         raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    execution(config)
     MixConfig.from_dict(config.mixing)  # unknown or misspelt settings fail here
     sharding.check_batch_divisible(config.global_batch, "config.global_batch")
     sharding.check_batch_divisible(config.eval_batch, "config.eval_batch")
@@ -181,7 +191,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                                  b2=config.optim.b2, eps=config.optim.eps, grad_clip_norm=config.optim.grad_clip_norm)
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
-    model = cfg.build(COMPUTE_DTYPES[config.dtype])
+    model = cfg.build(COMPUTE_DTYPES[config.dtype], execution(config))
 
     @functools.partial(jax.jit, out_shardings=replicated)
     def init_state(rng):

@@ -36,7 +36,7 @@ from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_pe
 from nestgen.models.registry import get_config
 from nestgen.training import sharding
 from nestgen.training.checkpoints import TrainCheckpoints
-from nestgen.training.classifier_trainer import COMPUTE_DTYPES, TrainingDiverged, params_fingerprint
+from nestgen.training.classifier_trainer import COMPUTE_DTYPES, TrainingDiverged, execution, params_fingerprint
 from nestgen.training.metrics import MetricWriter
 
 
@@ -97,6 +97,7 @@ def validate(config: ml_collections.ConfigDict):
     augment_policy(config)
     if config.dtype not in COMPUTE_DTYPES:
         raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    execution(config)
     if config.loss.r1_every < 1 or config.loss.r1_gamma < 0:
         raise ValueError("config.loss.r1_every must be ≥ 1 and config.loss.r1_gamma ≥ 0")
     if not 0 <= config.w_avg_beta < 1 or config.ema.half_life_images < 0:
@@ -286,7 +287,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
     dtype = COMPUTE_DTYPES[config.dtype]
-    generator, discriminator = g_cfg.build(dtype), d_cfg.build(dtype)
+    generator, discriminator = g_cfg.build(dtype, execution(config)), d_cfg.build(dtype, execution(config))
     g_optimizer, d_optimizer = create_optimizers(config)
     state = jax.jit(functools.partial(init_state, g_cfg, d_cfg, g_optimizer, d_optimizer),
                     out_shardings=replicated)(jax.random.key(config.seed))
