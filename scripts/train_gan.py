@@ -39,4 +39,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from nestgen.runtime import keep_freed_memory
+
+    keep_freed_memory()  # before the first JAX computation: reuse XLA:CPU's buffers (nestgen/runtime.py)
     sys.exit(main())
