@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from nestgen.runtime import keep_freed_memory
+
 PROGRAM = """
 import json, resource, sys
 from nestgen.runtime import keep_freed_memory
@@ -32,3 +34,10 @@ def test_keep_freed_memory_stops_page_faulting_xla_temporaries():
     assert not system["applied"] and kept["applied"]
     assert system["faults"] > 5 * 8192  # every call faults its fresh 64 MiB (16,384 pages of 4 KiB) back in
     assert kept["faults"] < system["faults"] / 10
+
+
+def test_keep_freed_memory_leaves_accelerator_hosts_alone(monkeypatch):
+    # On a GPU or TPU the host only runs the input pipeline, which a single malloc arena slows down.
+    monkeypatch.setenv("NESTGEN_MALLOC", "keep")
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
+    assert keep_freed_memory() is False
