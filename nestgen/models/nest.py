@@ -99,8 +99,8 @@ class LocalAttention(nn.Module):
 
     `num_kv_heads == num_heads` is multi-head attention, `num_kv_heads == 1` multi-query attention (one key and
     value head shared by all query heads, as the official CIFAR variants). Head size is C / num_heads.
-    `fused=True` computes the same function with `jax.nn.dot_product_attention`, which runs cuDNN's fused
-    (flash) attention on GPUs for bfloat16/float16 and XLA's own attention elsewhere.
+    `fused=True` computes the same function with `jax.nn.dot_product_attention`: cuDNN's fused (flash) attention
+    on GPUs in bfloat16/float16 (its `implementation="cudnn"`; JAX's automatic choice is XLA's), XLA's elsewhere.
     """
 
     num_heads: int
@@ -120,8 +120,10 @@ class LocalAttention(nn.Module):
         kv = dense((2, g, d), name="key_value")(x)  # (B, T, N, 2, g, d)
         k, v = kv[..., 0, :, :], kv[..., 1, :, :]  # (B, T, N, g, d) each
         if self.fused:  # blocks become the batch: (B·T, N, heads, d); g key/value heads serve h/g query heads each
+            cudnn = jax.default_backend() == "gpu" and jnp.dtype(self.dtype) in (jnp.bfloat16, jnp.float16)
             out = jax.nn.dot_product_attention(q.reshape(b * t, n, h, d), k.reshape(b * t, n, g, d),
-                                               v.reshape(b * t, n, g, d), scale=1.0)  # (B·T, N, h, d)
+                                               v.reshape(b * t, n, g, d), scale=1.0,
+                                               implementation="cudnn" if cudnn else None)  # (B·T, N, h, d)
             return dense(c, axis=(-2, -1), name="out")(out.reshape(b, t, n, h, d))  # (B, T, N, C)
         if g == 1:  # multi-query: (token, head) pairs are the query rows of one matmul per block, no transposes
             q = q.reshape(b, t, n * h, d)  # (B, T, N·h, d)
