@@ -30,13 +30,13 @@ import optax
 
 from nestgen.evaluation.timing import compiled_memory_bytes, device_peak_memory_bytes, flops, peak_flops, throughput
 from nestgen.evaluation.timing import machine as timing_machine
+from nestgen.models.nest import COMPUTE_DTYPES as DTYPES
 from nestgen.models.nest import Execution
 from nestgen.models.registry import get_config, init_params
 from nestgen.runtime import keep_freed_memory
 
 EXECUTIONS = {"plain": Execution(), "fused": Execution(fused_attention=True), "remat": Execution(remat=True),
               "fused+remat": Execution(fused_attention=True, remat=True)}
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass

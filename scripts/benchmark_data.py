@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 from nestgen.runtime import keep_freed_memory
@@ -40,11 +41,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from nestgen.data.pipeline import stream_train_batches, train_batches
-    from nestgen.data.sources import load_split, tf_dataset
+    from nestgen.data.sources import DataError, load_split, tf_dataset
 
     kwargs = dict(recipe=args.recipe, image_size=args.image_size, mean=(0.5,) * 3, std=(0.25,) * 3)
     start = time.perf_counter()
-    data = load_split(args.data, args.split)
+    try:
+        data = load_split(args.data, args.split)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     load_seconds = time.perf_counter() - start
     common = dict(global_batch=args.batch, seed=0, start_step=0, num_steps=args.steps + 1, transform_kwargs=kwargs)
     in_memory = _rate(train_batches(data, **common), args.steps, args.batch)

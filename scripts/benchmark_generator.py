@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 
 from nestgen.evaluation.timing import flops, machine, throughput
+from nestgen.models.nest import COMPUTE_DTYPES as DTYPES
 from nestgen.models.registry import get_config, init_params
 from nestgen.runtime import keep_freed_memory
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gan_cifar10.py"
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def measure_sampling(name: str, batch: int, timing: dict, dtype: str = "float32") -> dict:

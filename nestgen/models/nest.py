@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 
 Dtype = Any
+# Compute dtypes by name (configs, command lines); parameters always stay float32.
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 LAYER_NORM_EPSILON = 1e-6
 kernel_init = nn.initializers.truncated_normal(stddev=0.02)  # truncated at ±2 std, as the official code

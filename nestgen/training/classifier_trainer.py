@@ -31,7 +31,7 @@ from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
 from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
-from nestgen.models.nest import Execution
+from nestgen.models.nest import COMPUTE_DTYPES, Execution
 from nestgen.models.registry import get_config
 from nestgen.training import sharding
 from nestgen.training.checkpoints import TrainCheckpoints
@@ -48,9 +48,6 @@ class TrainState:
     step: jax.Array
     params: Any
     opt_state: Any
-
-
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def execution(config: ml_collections.ConfigDict) -> Execution:
