@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent / "examples" / "cifar10"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def main(argv=None) -> int:
@@ -62,10 +61,12 @@ def main(argv=None) -> int:
     seconds = predictor.warm_up()
     print("compiled and warmed up: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), flush=True)
 
+    from nestgen.data.listing import is_ignored, is_image
     from nestgen.serving.ui import build_app, launch
 
-    folder = Path(args.examples)
-    examples = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    folder = Path(args.examples)  # the images in it, by the listing rule of the data (README.md is no example)
+    examples = sorted(p for p in folder.iterdir() if p.is_file() and not is_ignored(p.name) and is_image(p.name)
+                      ) if folder.is_dir() else []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean exit removes the app's temporary files
     launch(build_app(predictor, examples), predictor, host=args.host, port=args.port, concurrency=args.concurrency,
            queue_size=args.queue_size)

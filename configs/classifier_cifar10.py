@@ -3,7 +3,10 @@
   python scripts/train_classifier.py --config configs/classifier_cifar10.py:variant=nest_tiny_s16_32 --workdir DIR
   python scripts/train_classifier.py --config configs/classifier_cifar10.py:smoke --workdir DIR   # CPU, ~1 min
 
-Arguments (comma separated): variant=<registry name>, smoke, bf16, cpu (a short CPU schedule).
+  python scripts/campaign.py --job classifier --minutes 8 --out OUT    # one borrowed H200 window (:h200)
+
+Arguments (comma separated): variant=<registry name>, smoke, bf16, cpu (a short CPU schedule), h200 (NesT-T in
+bfloat16 for a time-budgeted GPU window).
 """
 
 import ml_collections
@@ -74,6 +77,18 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def h200(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """NesT-T, the official recipe, in bfloat16 at batch 512 for one borrowed H200 window (scripts/campaign.py):
+    the campaign fits the number of steps and the cosine schedule to the minutes it is given (warm-up at most
+    10% of the run); 300 epochs is only the upper bound. Evaluated on the test split about every 10 epochs."""
+    c.model.variant = "nest_tiny_s16_32"
+    c.dtype = "bfloat16"
+    c.global_batch, c.eval_batch = 512, 1000
+    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 25, 975, 1_000_000  # saves at the end
+    c.async_checkpoints = False
+    return c
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     args = parse_config_arg(arg)
     c = base_config(args.get("variant", "nest_tiny_s16_32"), num_classes=10,
@@ -84,4 +99,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if args.get("cpu"):
         c = cpu(c)
         c.model.variant = args.get("variant", c.model.variant)
+    if args.get("h200"):
+        c = h200(c)
     return smoke(c) if args.get("smoke") else c

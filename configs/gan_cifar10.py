@@ -4,7 +4,9 @@
   python scripts/train_gan.py --config configs/gan_cifar10.py:smoke --workdir /tmp/gan    # CPU, ~1 min
   python scripts/train_gan.py --config configs/gan_cifar10.py:cpu --workdir runs/gan-cpu  # the CPU stand-in
 
-Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu.
+  python scripts/campaign.py --job gan --minutes 8 --out OUT                   # one borrowed H200 window (:h200)
+
+Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200.
 """
 
 import ml_collections
@@ -49,6 +51,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.dtype = "bfloat16"
     if args.get("cpu"):
         cpu(c, args)
+    if args.get("h200"):
+        h200(c)
     if args.get("smoke"):
         smoke(c)
     return c
@@ -66,6 +70,24 @@ def cpu(c: ml_collections.ConfigDict, args: dict) -> None:
     # FD_NesT (offline, no Inception download) with the shipped classifier against the CIFAR-10 test images
     c.fid.update({"every_images": 64_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
                   "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 100})
+
+
+def h200(c: ml_collections.ConfigDict) -> None:
+    """One borrowed H200 window (scripts/campaign.py fits total_images to the minutes it is given): bfloat16,
+    batch 256, a generator sized so that the EMA generator (release) and the generator + discriminator (resume
+    state) come back in float16 within the window's 8 files of 16 MiB (11.2 M + 4.6 M parameters: the root
+    level 384 wide instead of nest_gen_32's 512). FD_NesT with the shipped classifier every 1 M images, the
+    best EMA generator kept."""
+    c.dtype = "bfloat16"
+    c.generator.overrides = {"dims": (128, 256, 256, 384)}
+    c.global_batch = 256
+    c.optim.g_lr = c.optim.d_lr = 1e-3
+    c.ema.half_life_images = 250_000
+    c.total_images = 100_000_000  # an upper bound; the campaign's budget decides
+    c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 51_200, 10_240_000, 102_400_000
+    c.async_checkpoints = False
+    c.fid.update({"every_images": 1_024_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
+                  "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 500})
 
 
 def smoke(c: ml_collections.ConfigDict) -> None:

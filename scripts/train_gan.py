@@ -34,7 +34,8 @@ def main(argv=None) -> int:
     except (FileNotFoundError, KeyError, ValueError, ImportError, DataError, TrainingDiverged) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()}))
+    print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()
+                      if k != "networks"}))
     return 0
 
 

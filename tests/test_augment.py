@@ -1,17 +1,26 @@
-"""Classifier augmentations: deterministic given a seed, Pillow-exact colour ops, timm semantics, tf.data-ready."""
+"""Classifier augmentations in JAX: deterministic given a key, Pillow-exact colour ops, TF-matching geometric ops,
+timm semantics, one batch = its examples, the same on 1 or 8 devices; the TensorFlow crops of streamed input."""
 
+import os
+import subprocess
+import sys
+import textwrap
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-tf = pytest.importorskip("tensorflow")
-
-from nestgen.data import augment  # noqa: E402
-from nestgen.data.augment import (  # noqa: E402
+from nestgen.data import augment
+from nestgen.data.augment import (
+    GEOMETRIC,
     OPS,
     AugmentConfig,
+    augment_batch,
     center_crop,
-    eval_transform,
     inception_crop,
     normalize,
     pad_crop_flip,
@@ -19,17 +28,17 @@ from nestgen.data.augment import (  # noqa: E402
     random_erasing,
     train_transform,
 )
-from nestgen.data.images import preprocess  # noqa: E402
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
 RNG = np.random.default_rng(0)
 IMAGE = RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)
 WIDE = RNG.integers(0, 256, (24, 40, 3), dtype=np.uint8)  # non-square
 LARGE = RNG.integers(0, 256, (256, 320, 3), dtype=np.uint8)
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _seed(*values):
-    return tf.constant(values or (1, 2), tf.int32)
+def _keys(n: int, seed: int = 0) -> jax.Array:
+    return jax.random.split(jax.random.key(seed), n)
 
 
 def _smooth(height, width):
@@ -38,100 +47,201 @@ def _smooth(height, width):
     return np.stack([200 * x + 20, 150 * y + 50, 100 * (x + y) + 10], -1).round().astype(np.uint8)
 
 
-@pytest.mark.parametrize("transform", [
-    lambda image, seed: pad_crop_flip(image, seed),
-    lambda image, seed: rand_augment(image, seed, prob=1.0),
-    lambda image, seed: random_erasing(normalize(image, MEAN, STD), seed, prob=1.0),
-    lambda image, seed: inception_crop(image, seed, 32),
-    lambda image, seed: train_transform(image, seed, recipe="cifar" if image.shape[0] == image.shape[1] else "imagenet",
-                                        image_size=32, mean=MEAN, std=STD),
-], ids=["pad_crop_flip", "rand_augment", "random_erasing", "inception_crop", "train_transform"])
-@pytest.mark.parametrize("image", [IMAGE, WIDE], ids=["32x32", "24x40"])
-def test_same_seed_same_output_other_seed_other_output(transform, image):
-    first, again = transform(image, _seed(7, 8)).numpy(), transform(image, _seed(7, 8)).numpy()
-    other = transform(image, _seed(9, 10)).numpy()
-    assert first.dtype == again.dtype and first.tobytes() == again.tobytes()
-    assert not np.array_equal(first, other)
+def _sign(key) -> float:
+    """The ±1 an op's key draws for the direction of its magnitude."""
+    return float(augment._random_sign(jnp.float32(1.0), key))
 
 
-def test_graph_mode_matches_eager_mode():
-    """Inside tf.data / tf.function the op choice is a functional Case op, eagerly a Python branch: same result."""
-    graph = tf.function(lambda x, s: rand_augment(x, s, prob=1.0))
-    full = tf.function(lambda x, s: train_transform(x, s, recipe="cifar", image_size=32, mean=MEAN, std=STD))
-    for i in range(6):
-        assert np.array_equal(graph(IMAGE, _seed(i, 3)), rand_augment(IMAGE, _seed(i, 3), prob=1.0))
-        eager = train_transform(IMAGE, _seed(i, 3), recipe="cifar", image_size=32, mean=MEAN, std=STD)
-        np.testing.assert_allclose(full(IMAGE, _seed(i, 3)), eager, atol=1e-5)  # grappler may reorder float math
+# Compiling dominates these tests' time: every jitted function below is shared by the tests that need it, with
+# the same argument shapes (six magnitudes / keys for the ops, batches of 8 for the composed transforms).
+
+@jax.jit
+def _ops_at(image, magnitudes, keys):
+    """Every op at every (magnitude, key): {name: uint8 (M, H, W, 3)}, one compilation per image shape."""
+    return {name: jax.vmap(partial(op, image))(magnitudes, keys) for name, op in OPS.items()}
+
+
+# rand_augment of one image under many keys; `prob` is traced, so one compilation serves every probability
+_rand_augment = jax.jit(jax.vmap(lambda image, key, prob: rand_augment(image, key, prob=prob), in_axes=(None, 0, None)))
+_cifar_batch = jax.jit(partial(augment_batch, recipe="cifar", image_size=32, mean=MEAN, std=STD))
+_imagenet_batch = jax.jit(partial(augment_batch, recipe={"recipe": "imagenet", "crop_scale": (0.35, 1.0)},
+                                  image_size=32, mean=MEAN, std=STD))
+
+_TRANSFORMS = {
+    "pad_crop_flip": jax.jit(jax.vmap(pad_crop_flip, in_axes=(None, 0))),
+    "rand_augment": lambda image, keys: _rand_augment(image, keys, 1.0),
+    "random_erasing": jax.jit(jax.vmap(lambda image, key: random_erasing(normalize(image, MEAN, STD), key, 1.0),
+                                       in_axes=(None, 0))),
+    "inception_crop": jax.jit(jax.vmap(lambda image, key: inception_crop(image, key, 32), in_axes=(None, 0))),
+    "augment_batch": lambda image, keys: _cifar_batch(keys[0], np.stack([image] * 8)),
+    "augment_batch_imagenet": lambda image, keys: _imagenet_batch(keys[0], np.stack([image] * 8)),
+}
+
+
+@pytest.mark.parametrize("name", list(_TRANSFORMS))
+def test_same_key_same_output_other_key_other_output(name):
+    image = WIDE if name in ("pad_crop_flip", "inception_crop", "augment_batch_imagenet") else IMAGE
+    run = _TRANSFORMS[name]
+    first, again = np.asarray(run(image, _keys(3, 7))), np.asarray(run(image, _keys(3, 7)))
+    assert first.tobytes() == again.tobytes()
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[2])
+    if name.startswith("augment_batch"):  # the examples of a batch draw their own augmentations
+        assert not np.array_equal(run(image, _keys(3, 8))[0], first[0])
 
 
 def test_pad_crop_flip_is_a_shifted_maybe_flipped_copy():
     padded = np.pad(IMAGE, [(4, 4), (4, 4), (0, 0)])
+    outs = np.asarray(_TRANSFORMS["pad_crop_flip"](IMAGE, _keys(48)))
     flips = 0
-    for i in range(48):
-        out = pad_crop_flip(IMAGE, _seed(i, 0)).numpy()
+    for i, out in enumerate(outs):
         assert out.shape == IMAGE.shape and out.dtype == np.uint8
         matches = [(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
                    if np.array_equal(out[:, ::-1] if flip else out, padded[dy:dy + 32, dx:dx + 32])]
-        assert len(matches) == 1, f"seed {i}: not one crop of the padded image"
+        assert len(matches) == 1, f"key {i}: not one crop of the padded image"
         flips += matches[0][2]
     assert 12 <= flips <= 36  # about half, binomial(48, 0.5) within ±3.5 std
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
 @pytest.mark.parametrize("image", [IMAGE, WIDE], ids=["32x32", "24x40"])
-def test_every_op_keeps_uint8_and_shape(name, image):
-    for magnitude in (0.0, 5.0, 10.0):
-        out = OPS[name](tf.constant(image), tf.constant(magnitude), _seed(3, 4))
-        assert out.dtype == tf.uint8 and out.shape == image.shape
+def test_every_op_keeps_uint8_and_shape_and_geometric_ops_are_identity_at_zero(image):
+    magnitudes = jnp.array([0.0, 5.0, 10.0, 0.0, 2.0, 7.0])
+    outs = _ops_at(image, magnitudes, _keys(6, 3))
+    assert list(OPS) == ["AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd",
+                          "Color", "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX",
+                          "TranslateY"]  # timm's _RAND_INCREASING_TRANSFORMS order
+    for name, out in outs.items():
+        assert out.dtype == np.uint8 and out.shape == (6, *image.shape), name
+        if name in GEOMETRIC:
+            assert np.array_equal(out[0], image) and np.array_equal(out[3], image), name
+            assert not np.array_equal(out[2], image), name
 
 
 def test_pixel_ops_by_definition():
-    x = tf.constant(IMAGE)
-    m0, m10 = tf.constant(0.0), tf.constant(10.0)
-    assert np.array_equal(OPS["Invert"](x, m0, _seed()), 255 - IMAGE)
-    assert np.array_equal(OPS["Solarize"](x, m10, _seed()), 255 - IMAGE)  # threshold 0: everything inverted
-    assert np.array_equal(OPS["Solarize"](x, m0, _seed()), IMAGE)  # threshold 256: nothing
-    assert np.array_equal(OPS["Posterize"](x, m0, _seed()), IMAGE & 0xF0)  # 4 bits kept
-    assert not OPS["Posterize"](x, m10, _seed()).numpy().any()  # 0 bits kept
-    assert np.array_equal(OPS["SolarizeAdd"](x, m0, _seed()), IMAGE)
+    outs = _ops_at(IMAGE, jnp.array([0.0, 10.0, 2.5, 5.0, 9.0, 7.0]), _keys(6))
+    assert np.array_equal(outs["Invert"][0], 255 - IMAGE)
+    assert np.array_equal(outs["Solarize"][1], 255 - IMAGE)  # threshold 0: everything inverted
+    assert np.array_equal(outs["Solarize"][0], IMAGE)  # threshold 256: nothing
+    assert np.array_equal(outs["Posterize"][0], IMAGE & 0xF0)  # 4 bits kept
+    assert not outs["Posterize"][1].any()  # 0 bits kept
+    assert np.array_equal(outs["SolarizeAdd"][0], IMAGE)
     added = np.where(IMAGE < 128, np.minimum(IMAGE.astype(int) + 110, 255), IMAGE)
-    assert np.array_equal(OPS["SolarizeAdd"](x, m10, _seed()), added)
+    assert np.array_equal(outs["SolarizeAdd"][1], added)
+    pil = Image.fromarray(IMAGE)
+    for i, magnitude in enumerate([0.0, 10.0, 2.5, 5.0, 9.0, 7.0]):  # timm's levels, as it calls Pillow
+        assert np.array_equal(outs["Posterize"][i], ImageOps.posterize(pil, 4 - int(magnitude / 10 * 4)))
+        assert np.array_equal(outs["Solarize"][i], ImageOps.solarize(pil, 256 - int(magnitude / 10 * 256)))
+
+
+def _autocontrast_corners() -> np.ndarray:
+    """20×28 images whose channel ranges (lo, hi) include ones where Pillow's double-precision table lands one below
+    the exact value (e.g. (0, 25): 25 → 254, not 255), and flat and two-valued channels."""
+    ranges = [(0, 25), (0, 105), (3, 108), (0, 255), (7, 7), (10, 11), (30, 220), (1, 52), (200, 255)]
+    images = []
+    for i in range(0, len(ranges), 3):
+        channels = []
+        for lo, hi in ranges[i:i + 3]:
+            channel = RNG.integers(lo, hi + 1, (20, 28))
+            channel[0, :2] = lo, hi
+            channels.append(channel)
+        images.append(np.stack(channels, -1).astype(np.uint8))
+    return np.stack(images)
 
 
 def test_colour_ops_match_pillow_exactly():
-    image = RNG.integers(30, 220, (20, 28, 3), dtype=np.uint8)
-    pil = Image.fromarray(image)
-    assert np.array_equal(OPS["Equalize"](tf.constant(image), 0.0, _seed()), ImageOps.equalize(pil))
-    assert np.array_equal(OPS["AutoContrast"](tf.constant(image), 0.0, _seed()), ImageOps.autocontrast(pil))
-    enhancers = {"Color": ImageEnhance.Color, "Contrast": ImageEnhance.Contrast,
-                 "Brightness": ImageEnhance.Brightness, "Sharpness": ImageEnhance.Sharpness}
-    for seed in (_seed(3, 4), _seed(5, 6)):  # one of each sign
-        factor = float(augment._enhance_factor(tf.constant(7.0), seed))
-        assert abs(abs(factor - 1) - 0.63) < 1e-6  # inc1: 1 ± 0.9·m/10
-        for name, enhancer in enhancers.items():
-            assert np.array_equal(OPS[name](tf.constant(image), tf.constant(7.0), seed),
-                                  enhancer(pil).enhance(factor)), name
+    """At magnitude 7 and keys of both signs: every colour op equals Pillow's (ImageOps / ImageEnhance, as timm
+    calls them) on every pixel."""
+    images = np.concatenate([RNG.integers(30, 220, (1, 20, 28, 3)), RNG.integers(0, 256, (1, 20, 28, 3)),
+                             _autocontrast_corners()]).astype(np.uint8)
+    keys = _keys(8, 5)
+    signs = [_sign(key) for key in keys]
+    assert -1.0 in signs and 1.0 in signs
+    magnitude = 7.0
+    factors = [1 + sign * 0.63 for sign in signs]  # inc1: 1 ± 0.9·m/10
+    np.testing.assert_allclose([float(augment._enhance_factor(magnitude, key)) for key in keys], factors, rtol=1e-6)
+    run = jax.jit(jax.vmap(lambda image: _ops_at(image, jnp.full(8, magnitude), keys)))
+    outs = run(images)  # {name: (N, 8, 20, 28, 3)}
+    references = {
+        "AutoContrast": lambda pil, f: ImageOps.autocontrast(pil),
+        "Equalize": lambda pil, f: ImageOps.equalize(pil),
+        "Invert": lambda pil, f: ImageOps.invert(pil),
+        "Posterize": lambda pil, f: ImageOps.posterize(pil, 4 - int(magnitude / 10 * 4)),
+        "Solarize": lambda pil, f: ImageOps.solarize(pil, 256 - int(magnitude / 10 * 256)),
+        "SolarizeAdd": lambda pil, f: Image.fromarray(np.where(np.asarray(pil) < 128, np.minimum(
+            np.asarray(pil).astype(int) + int(magnitude / 10 * 110), 255), np.asarray(pil)).astype(np.uint8)),
+        "Color": lambda pil, f: ImageEnhance.Color(pil).enhance(f),
+        "Contrast": lambda pil, f: ImageEnhance.Contrast(pil).enhance(f),
+        "Brightness": lambda pil, f: ImageEnhance.Brightness(pil).enhance(f),
+        "Sharpness": lambda pil, f: ImageEnhance.Sharpness(pil).enhance(f),
+    }
+    for name, reference in references.items():
+        for n, image in enumerate(images):
+            pil = Image.fromarray(image)
+            for k in (0, signs.index(-1.0), signs.index(1.0)):
+                factor = float(augment._enhance_factor(magnitude, keys[k]))  # the exact float32 factor
+                expected = np.asarray(reference(pil, factor))
+                assert np.array_equal(outs[name][n, k], expected), (name, n, k)
 
 
-@pytest.mark.parametrize("name", ["Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"])
-def test_geometric_ops_at_magnitude_zero_are_identity_and_fill_grey(name):
-    out = OPS[name](tf.constant(IMAGE), tf.constant(0.0), _seed())
-    assert np.abs(out.numpy().astype(int) - IMAGE).max() <= 1
-    flat = np.zeros((32, 32, 3), np.uint8)
-    moved = OPS[name](tf.constant(flat), tf.constant(10.0), _seed()).numpy()
-    assert (moved == 128).any() and set(np.unique(moved)) <= set(range(129))  # grey enters from outside
+def _tf_warp(tf, image: np.ndarray, matrix, fill=128) -> np.ndarray:
+    """The reference: TensorFlow's ImageProjectiveTransformV3, bilinear, constant fill, rounded to uint8."""
+    transform = tf.constant([list(np.float32(matrix)) + [0.0, 0.0]], tf.float32)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(image, tf.float32)[None], transforms=transform, output_shape=image.shape[:2],
+        fill_value=float(fill), interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8).numpy()
+
+
+def _timm_matrix(name: str, magnitude: float, sign: float, height: int, width: int) -> list[float]:
+    """timm's op arguments at `magnitude` as the inverse affine map output (x, y) → input (a0x+a1y+a2, b0x+b1y+b2)."""
+    level = sign * magnitude / 10
+    if name == "Rotate":  # PIL's Image.rotate(degrees), about the centre
+        angle = np.deg2rad(level * 30)
+        cx, cy, cos, sin = (width - 1) / 2, (height - 1) / 2, np.cos(angle), np.sin(angle)
+        return [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy]
+    return {"ShearX": [1, level * 0.3, 0, 0, 1, 0], "ShearY": [1, 0, 0, level * 0.3, 1, 0],
+            "TranslateX": [1, 0, level * 0.45 * width, 0, 1, 0],
+            "TranslateY": [1, 0, 0, 0, 1, level * 0.45 * height]}[name]
+
+
+def test_geometric_ops_match_tensorflow_warp():
+    tf = pytest.importorskip("tensorflow")
+    magnitudes, keys = jnp.array([3.0, 3.0, 7.5, 7.5, 10.0, 10.0]), _keys(6, 11)
+    outs = _ops_at(WIDE, magnitudes, keys)
+    signs = [_sign(key) for key in keys]
+    assert set(signs) == {-1.0, 1.0}
+    grey = np.zeros((24, 40, 3), np.uint8)
+    for name in GEOMETRIC:
+        for i, (magnitude, sign) in enumerate(zip(magnitudes.tolist(), signs, strict=True)):
+            expected = _tf_warp(tf, WIDE, _timm_matrix(name, magnitude, sign, 24, 40))
+            diff = np.abs(outs[name][i].astype(int) - expected)
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (name, magnitude, sign, diff.max())
+        moved = np.asarray(OPS[name](grey, 10.0, keys[0]))  # grey enters from outside, nothing else
+        assert (moved == 128).any() and set(np.unique(moved)) <= set(range(129)), name
+        dark = np.asarray(OPS[name](grey, 10.0, keys[0], fill=0))
+        assert not dark.any(), name
+
+
+def test_fused_layer_computes_every_op():
+    """rand_augment's layer (all kinds computed, then selected) gives exactly what each op gives alone, batched."""
+    indices = jnp.arange(len(OPS) + 1)  # the last: no op
+    magnitudes = jnp.linspace(0.0, 10.0, len(OPS) + 1)
+    keys = _keys(len(OPS) + 1, 4)
+    layered = jax.jit(jax.vmap(augment._layer, in_axes=(None, 0, 0, 0, None)))(IMAGE, indices, magnitudes, keys, 128)
+    single = jax.jit(lambda image, m, k: {name: op(image, m, k) for name, op in OPS.items()})
+    for i, name in enumerate(OPS):
+        assert np.array_equal(layered[i], single(IMAGE, magnitudes[i], keys[i])[name]), name
+    assert np.array_equal(layered[-1], IMAGE)
 
 
 def test_rand_augment_identity_cases_and_sizes():
-    x = tf.constant(IMAGE)
-    assert np.array_equal(rand_augment(x, _seed(), prob=0.0), IMAGE)
-    assert np.array_equal(rand_augment(x, _seed(), num_layers=0), IMAGE)
-    changed = [not np.array_equal(rand_augment(x, _seed(i, 1)), IMAGE) for i in range(12)]
-    assert 3 <= sum(changed) <= 12  # each of 2 layers applies with p 0.5 (some ops can be no-ops)
-    large = rand_augment(tf.constant(LARGE[:224, :224]), _seed(), prob=1.0)
-    assert large.shape == (224, 224, 3) and large.dtype == tf.uint8
+    assert rand_augment(IMAGE, jax.random.key(0), num_layers=0) is not None
+    assert np.array_equal(rand_augment(IMAGE, jax.random.key(0), num_layers=0), IMAGE)
+    assert np.array_equal(_rand_augment(IMAGE, _keys(3), 0.0), np.stack([IMAGE] * 3))
+    changed = [not np.array_equal(out, IMAGE) for out in _rand_augment(IMAGE, _keys(64), 0.5)]
+    assert 34 <= sum(changed) <= 58  # P(changed) = 1 - 1/4 for 2 layers of p 0.5: binomial(64, 3/4) ± 3.5 std
+    assert all(not np.array_equal(out, IMAGE) for out in _rand_augment(IMAGE, _keys(8), 1.0))
     with pytest.raises(TypeError, match="uint8"):
-        rand_augment(tf.zeros((8, 8, 3)), _seed())
+        rand_augment(jnp.zeros((8, 8, 3)), jax.random.key(0))
 
 
 def _erased_box(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -145,41 +255,60 @@ def _erased_box(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("size,bounds", [(32, (0.012, 0.37)), (224, (0.018, 0.345))])
 def test_random_erasing_erases_one_box_of_bounded_area(size, bounds):
     x = normalize(LARGE[:size, :size], MEAN, STD)
-    assert np.array_equal(random_erasing(x, _seed(), prob=0.0), x)
-    for i in range(8):
-        out = random_erasing(x, _seed(i, 5), prob=1.0).numpy()
+    assert np.array_equal(random_erasing(x, jax.random.key(0), prob=0.0), x)
+    outs = np.asarray(jax.jit(jax.vmap(partial(random_erasing, prob=1.0), in_axes=(None, 0)))(x, _keys(8, 5)))
+    noise = []
+    for out in outs:
         assert out.shape == x.shape and out.dtype == np.float32
-        fraction = _erased_box(x.numpy(), out).mean()  # 2%–33% up to the rounding of the box sides to pixels
-        assert bounds[0] <= fraction <= bounds[1]
+        box = _erased_box(np.asarray(x), out)
+        assert bounds[0] <= box.mean() <= bounds[1]  # 2%–33% up to the rounding of the box sides to pixels
+        noise.append(out[box].ravel())
+    noise = np.concatenate(noise)  # 'pixel' mode: standard normal noise, per pixel and channel
+    assert abs(noise.mean()) < 0.1 and abs(noise.std() - 1) < 0.1 and len(np.unique(noise)) == len(noise)
+    sometimes = jax.jit(jax.vmap(random_erasing, in_axes=(None, 0)))(x, _keys(64, 6))  # prob 0.25
+    erased = sum(not np.array_equal(out, x) for out in np.asarray(sometimes))
+    assert 5 <= erased <= 28  # binomial(64, 0.25) within ±3.5 std
 
 
 def test_normalize():
-    out = normalize(IMAGE, MEAN, STD).numpy()
+    out = np.asarray(normalize(IMAGE, MEAN, STD))
     assert out.dtype == np.float32 and out.shape == IMAGE.shape
     np.testing.assert_allclose(out, (IMAGE / 255.0 - MEAN) / STD, rtol=1e-5, atol=1e-5)
 
 
-def test_center_crop_geometry():
-    crop = center_crop(LARGE, 224, 0.875).numpy()  # shorter side already 256 = 224 / 0.875: a pure crop
-    assert np.array_equal(crop, LARGE[16:240, 48:272])
-    assert np.array_equal(center_crop(IMAGE, 32, 1.0), IMAGE)
-    smooth = _smooth(256, 320)
-    ours = eval_transform(smooth, image_size=224, crop_pct=1.0, mean=MEAN, std=STD).numpy()
-    spec = {"image_size": 224, "crop_pct": 1.0, "mean": MEAN, "std": STD}
-    pillow = preprocess(Image.fromarray(smooth), spec)  # the serving path: same view, Pillow's bicubic
-    assert ours.shape == pillow.shape == (224, 224, 3)
-    assert np.abs(ours - pillow).mean() * 255 * 0.25 < 1.0  # under one grey level on average
+def test_resize_matches_tensorflow_bicubic():
+    """The JAX crop-and-resize equals tf.image.resize(crop, bicubic, antialias) up to rounding: down and up."""
+    tf = pytest.importorskip("tensorflow")
+    image = LARGE[:96, :128]
+    for (top, left, height, width), (out_h, out_w) in [((5, 9, 80, 100), (32, 32)), ((0, 0, 96, 128), (40, 56)),
+                                                       ((50, 60, 20, 13), (32, 32))]:
+        ours = np.asarray(augment._resized_crop(image, top, left, height, width, out_h, out_w)).astype(int)
+        crop = image[top:top + height, left:left + width]
+        resized = tf.image.resize(crop, (out_h, out_w), method="bicubic", antialias=True)
+        expected = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
+        assert np.abs(ours - expected).max() <= 1 and (ours != expected).mean() < 0.01
 
 
 def test_inception_crop_shapes_whole_image_and_fallback():
-    out = inception_crop(LARGE, _seed(), 224)
-    assert out.shape == (224, 224, 3) and out.dtype == tf.uint8
-    whole = inception_crop(IMAGE, _seed(), 32, scale=(1.0, 1.0), ratio=(1.0, 1.0)).numpy()
+    out = inception_crop(LARGE, jax.random.key(0), 224)
+    assert out.shape == (224, 224, 3) and out.dtype == jnp.uint8
+    whole = np.asarray(inception_crop(IMAGE, jax.random.key(0), 32, scale=(1.0, 1.0), ratio=(1.0, 1.0)))
     assert np.array_equal(whole, IMAGE) or np.array_equal(whole, IMAGE[:, ::-1])
     strip = _smooth(20, 300)  # no 90%-area crop of aspect 3/4–4/3 fits: the centre 20×27 crop, resized
-    fallback = inception_crop(strip, _seed(), 27, scale=(0.9, 1.0)).numpy().mean(0)  # (27, 3) column profile
+    fallback = np.asarray(inception_crop(strip, jax.random.key(0), 27, scale=(0.9, 1.0))).mean(0)  # (27, 3)
     centre = strip[:, 136:163].mean(0)
     assert min(np.abs(fallback - centre).max(), np.abs(fallback[::-1] - centre).max()) < 2
+
+
+def test_center_crop_matches_the_streaming_view():
+    streaming = pytest.importorskip("nestgen.data.streaming_crops")
+    assert np.array_equal(center_crop(LARGE, 224, 0.875), LARGE[16:240, 48:272])  # shorter side 256: a pure crop
+    assert np.array_equal(center_crop(IMAGE, 32, 1.0), IMAGE)
+    for image, size, crop_pct in [(WIDE, 16, 0.875), (_smooth(100, 70), 64, 0.9)]:
+        ours = np.asarray(center_crop(image, size, crop_pct)).astype(int)
+        expected = streaming.center_crop(image, size, crop_pct).numpy()
+        assert ours.shape == expected.shape == (size, size, 3)
+        assert np.abs(ours - expected).max() <= 1
 
 
 def test_augment_config():
@@ -190,24 +319,98 @@ def test_augment_config():
         AugmentConfig.from_dict({"randaugment_layer": 2})
     with pytest.raises(ValueError, match="recipe"):
         AugmentConfig(recipe="cifar100")
-    none = train_transform(IMAGE, _seed(), recipe="none", image_size=32, mean=MEAN, std=STD)
+    with pytest.raises(ValueError, match="probability"):
+        AugmentConfig(random_erasing=1.5)
+    key = jax.random.key(0)
+    none = train_transform(IMAGE, key, recipe="none", image_size=32, mean=MEAN, std=STD)
     assert np.array_equal(none, normalize(IMAGE, MEAN, STD))
     plain = {"randaugment_layers": 0, "random_erasing": 0.0}  # crop and flip only
-    out = train_transform(IMAGE, _seed(), recipe=plain, image_size=32, mean=[0.0] * 3, std=[1 / 255] * 3).numpy()
+    out = np.asarray(train_transform(IMAGE, key, recipe=plain, image_size=32, mean=[0.0] * 3, std=[1 / 255] * 3))
     assert set(np.unique(out.round())) <= set(np.unique(IMAGE)) | {0.0}
+    with pytest.raises(ValueError, match="not 28x28"):
+        train_transform(IMAGE, key, recipe="cifar", image_size=28, mean=MEAN, std=STD)
 
 
-def test_tf_data_pipeline_is_deterministic_in_graph_mode():
+def test_augment_batch_is_its_examples():
+    images = RNG.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    batch = np.asarray(_cifar_batch(jax.random.key(3), images))
+    assert batch.shape == (8, 32, 32, 3) and batch.dtype == np.float32 and np.isfinite(batch).all()
+    single = jax.jit(partial(train_transform, recipe="cifar", image_size=32, mean=MEAN, std=STD))
+    for image, key, out in zip(images, jax.random.split(jax.random.key(3), 8), batch, strict=True):
+        np.testing.assert_allclose(out, single(image, key), rtol=0, atol=1e-6)
+    imagenet = _imagenet_batch(jax.random.key(4), np.stack([WIDE] * 8))
+    assert imagenet.shape == (8, 32, 32, 3) and imagenet.dtype == jnp.float32
+
+
+_SHARDED = textwrap.dedent("""
+    import os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    from functools import partial
+    import jax, numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    from nestgen.data.augment import augment_batch
+    assert jax.device_count() == 8
+    images = np.load(sys.argv[1])
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    sharded = jax.device_put(images, NamedSharding(mesh, PartitionSpec("data")))
+    step = jax.jit(partial(augment_batch, recipe="cifar", image_size=32, mean=%r, std=%r))
+    out = step(jax.random.key(42), sharded)
+    assert len(out.sharding.device_set) == 8, out.sharding
+    np.save(sys.argv[2], np.asarray(out))
+""") % (MEAN, STD)
+
+
+def test_augment_batch_is_the_same_sharded_over_8_devices(tmp_path):
+    """The batch on 8 (host) devices, one example each, in another process = the batch on this process's 1 device."""
+    images = RNG.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", _SHARDED, str(tmp_path / "images.npy"), str(tmp_path / "out.npy")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert jax.device_count() == 1
+    assert np.array_equal(np.load(tmp_path / "out.npy"), _cifar_batch(jax.random.key(42), images))
+
+
+# ---- the TensorFlow crops of streamed input --------------------------------------------------------------------
+
+def test_streaming_crops_are_deterministic_and_match_preprocess():
+    tf = pytest.importorskip("tensorflow")
+    from nestgen.data.images import preprocess
+    from nestgen.data.streaming_crops import center_crop as tf_center_crop
+    from nestgen.data.streaming_crops import inception_crop as tf_inception_crop
+
+    seed = tf.constant([7, 8], tf.int64)
+    first, again = tf_inception_crop(LARGE, seed, 64).numpy(), tf_inception_crop(LARGE, seed, 64).numpy()
+    other = tf_inception_crop(LARGE, tf.constant([9, 10], tf.int64), 64).numpy()
+    assert first.shape == (64, 64, 3) and first.dtype == np.uint8 and first.tobytes() == again.tobytes()
+    assert not np.array_equal(first, other)
+    whole = tf_inception_crop(IMAGE, seed, 32, scale=(1.0, 1.0), ratio=(1.0, 1.0)).numpy()
+    assert np.array_equal(whole, IMAGE) or np.array_equal(whole, IMAGE[:, ::-1])
+
+    assert np.array_equal(tf_center_crop(LARGE, 224, 0.875), LARGE[16:240, 48:272])  # a pure crop
+    smooth = _smooth(256, 320)
+    ours = normalize(tf_center_crop(smooth, 224, 1.0).numpy(), MEAN, STD)
+    spec = {"image_size": 224, "crop_pct": 1.0, "mean": MEAN, "std": STD}
+    pillow = preprocess(Image.fromarray(smooth), spec)  # the serving path: same view, Pillow's bicubic
+    assert ours.shape == pillow.shape == (224, 224, 3)
+    assert np.abs(np.asarray(ours) - pillow).mean() * 255 * 0.25 < 1.0  # under one grey level on average
+
     images = RNG.integers(0, 256, (6, 48, 64, 3), dtype=np.uint8)
     seeds = tf.random.experimental.stateless_split(tf.constant([3, 4], tf.int64), 6)
     dataset = tf.data.Dataset.from_tensor_slices((images, seeds))
-    cifar = dataset.map(lambda x, s: train_transform(x[:32, :32], s, recipe="cifar", image_size=32, mean=MEAN,
-                                                     std=STD), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    imagenet = dataset.map(lambda x, s: train_transform(x, s, recipe="imagenet", image_size=32, mean=MEAN, std=STD),
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    evaluation = dataset.map(lambda x, s: eval_transform(x, image_size=32, crop_pct=0.875, mean=MEAN, std=STD))
-    for pipeline in (cifar, imagenet, evaluation):
-        assert pipeline.element_spec.shape == (32, 32, 3) and pipeline.element_spec.dtype == tf.float32
+    train = dataset.map(lambda x, s: tf_inception_crop(x, s, 32), num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
+    evaluation = dataset.map(lambda x, s: tf_center_crop(x, 32, 0.875))
+    for pipeline in (train, evaluation):
+        assert pipeline.element_spec.shape == (32, 32, 3) and pipeline.element_spec.dtype == tf.uint8
         first, second = (np.stack(list(pipeline.as_numpy_iterator())) for _ in range(2))
         assert first.shape == (6, 32, 32, 3) and first.tobytes() == second.tobytes()
-        assert np.isfinite(first).all()
+
+
+def test_augment_module_does_not_import_tensorflow():
+    code = "import sys, nestgen.data.augment; assert 'tensorflow' not in sys.modules, 'TF imported'; print('ok')"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

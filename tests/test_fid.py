@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,44 @@ def test_cached_statistics_are_reused_and_rebuilt_when_the_images_change(tmp_pat
     with_features = fid.reference_statistics(reference, network, need_features=True, batch_size=16,
                                              cache_dir=tmp_path, verbose=False)
     assert with_features.features.shape == (NUM_REAL, 32) and sum(seen) >= NUM_REAL  # cached without features
+
+
+@pytest.mark.filterwarnings("ignore::nestgen.data.listing.SkippedFilesWarning")  # readme.txt in the zips
+def test_references_with_too_few_images_are_refused_with_their_count(tmp_path, nest):
+    def no_features(batch):
+        raise AssertionError("features computed for a reference that is too small")
+
+    network = dataclasses.replace(nest, extract=no_features)
+    for name, count in (("none", 0), ("one", 1)):
+        folder = tmp_path / name / "train" / "cat"
+        folder.mkdir(parents=True)
+        (folder / ".DS_Store").write_bytes(b"\0")  # metadata is no image
+        for i in range(count):
+            Image.fromarray(_smooth_images(1, i)[0]).save(folder / f"{i}.png")
+        archive = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("readme.txt", "no images here" if count == 0 else "one image")
+            for path in sorted(folder.glob("*.png")):
+                zf.write(path, f"imgs/{path.name}")
+        for reference in (f"images:{tmp_path / name}", f"images:{archive}", f"folder:{tmp_path / name}@train"):
+            with pytest.raises(fid.FIDError) as caught:
+                fid.reference_statistics(reference, network, cache_dir=tmp_path / "cache", verbose=False)
+            message = str(caught.value)
+            assert "\n" not in message and f"holds {count} image{'s' * (count == 0)}; FID needs at least 2" in message
+            assert str(fid.parse_reference(reference)) in message
+
+
+def test_image_references_of_several_sizes_are_read_like_training_data(tmp_path, nest):
+    folder = tmp_path / "mixed"
+    (folder / "nested" / ".ipynb_checkpoints").mkdir(parents=True)
+    images = _smooth_images(6, 3)
+    for i, image in enumerate(images):
+        Image.fromarray(image).resize((16 + 4 * (i % 2), 16)).save(folder / "nested" / f"{i}.png")
+    Image.fromarray(images[0]).save(folder / "nested" / ".ipynb_checkpoints" / "0-checkpoint.png")  # ignored
+    reference = fid.image_reference(f"images:{folder}")
+    assert len(reference) == 6 and {a.shape for a in reference.read(range(6))} == {(16, 16, 3), (16, 20, 3)}
+    stats = fid.reference_statistics(f"images:{folder}", nest, batch_size=4, cache_dir=tmp_path, verbose=False)
+    assert stats.features.shape == (6, 32) and np.isfinite(stats.mu).all() and "6 images" in stats.description
 
 
 def test_precision_recall_sees_mode_dropping():

@@ -1,4 +1,5 @@
-"""Any image Pillow reads becomes a model input; everything else is refused with a one-line reason."""
+"""Any image Pillow reads becomes a model input (and the same uint8 pixels for data, `decode_image`); everything else
+is refused with a one-line reason."""
 
 import io
 import struct
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nestgen.data.images import ImageError, load_image, preprocess
+from nestgen.data.images import ImageError, decode_image, decode_images, load_image, preprocess
+from nestgen.data.listing import DataError
 
 SPEC = {"image_size": 8, "resize": "bicubic", "crop_pct": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3}
 
@@ -88,3 +90,29 @@ def test_truncated_image_is_refused(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ImageError, match="nope.png: no such file"):
         load_image(tmp_path / "nope.png")
+
+
+def test_decode_image_is_load_image_as_uint8_and_names_what_it_cannot_decode(tmp_path):
+    rng = np.random.default_rng(0)
+    cmyk = Image.fromarray(rng.integers(0, 256, (6, 8, 4), np.uint8), "CMYK")
+    sources = {"cmyk.jpg": _save(cmyk, "JPEG"),
+               "alpha.png": _save(Image.fromarray(rng.integers(0, 256, (6, 8, 4), np.uint8), "RGBA"), "PNG"),
+               "gif-behind.png": _save(Image.new("P", (5, 7), 3), "GIF")}  # a GIF under a .png name still opens
+    paths = []
+    for name, data in sources.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+        pixels = decode_image(paths[-1])
+        assert pixels.dtype == np.uint8 and pixels.shape[-1] == 3
+        np.testing.assert_array_equal(pixels, np.asarray(load_image(paths[-1])))
+        np.testing.assert_array_equal(decode_image(data), pixels)
+    assert decode_image(paths[2]).shape == (7, 5, 3)
+    many = decode_images([*paths, *paths], workers=2)  # in order, on threads
+    for got, path in zip(many, [*paths, *paths], strict=True):
+        np.testing.assert_array_equal(got, decode_image(path))
+    broken = tmp_path / "broken.webp"
+    broken.write_bytes(b"RIFF....WEBP")
+    with pytest.raises(DataError, match=r"broken\.webp cannot be decoded \(.*\); delete or replace it$"):
+        decode_image(broken)
+    with pytest.raises(DataError, match=r"^train/x\.webp cannot be decoded"):
+        decode_images([paths[0], broken], names=["a", "train/x.webp"], workers=2)

@@ -1,10 +1,15 @@
-"""Per-example classifier augmentations in TensorFlow, run inside a tf.data `map`.
+"""Classifier training augmentations in pure JAX, run on the device inside the jitted train step on whole batches.
 
 The official NesT recipe follows timm: random crop (CIFAR: pad to 36, crop 32, flip; ImageNet: random-resized
 crop, flip), RandAugment `rand-m9-mstd0.5-inc1`, normalisation, random erasing. Every op is a pure function of the
-image and an explicit stateless seed of shape (2,), so the pipeline is exactly reproducible and resumable: give
-each example its own seed (e.g. `tf.random.experimental.stateless_fold_in(epoch_seed, index)`). Mixup / CutMix
-work on whole batches and live in `nestgen.data.mixing` (JAX, on device).
+image and an explicit JAX PRNG key; `augment_batch` gives example j of a batch the key `split(key, B)[j]` and vmaps
+the per-example `train_transform`, so a step's augmentation depends on (key, images) alone: the same on 1 or 8
+devices, exactly reproducible and resumable. The colour ops are exact ports of Pillow's (integer arithmetic, or
+float32 where Pillow's C code uses float), the geometric ops are the bilinear warp of TensorFlow's
+ImageProjectiveTransformV3 with constant grey fill. Under vmap every RandAugment layer computes its op as one of
+three kinds (a per-channel lookup table, a blend with a degenerate image, an affine warp), so a layer costs three
+image-sized ops rather than fifteen. Mixup / CutMix work on whole batches and live in `nestgen.data.mixing`.
+Streaming input (ImageNet through tf.data) crops on the host with `nestgen.data.streaming_crops`.
 """
 
 from __future__ import annotations
@@ -15,326 +20,446 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-try:
-    import tensorflow as tf
-except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError("nestgen.data.augment needs TensorFlow: pip install 'nestgen[data]'") from error
-
-try:
-    tf.config.set_visible_devices([], "GPU")  # the accelerators belong to JAX
-except (RuntimeError, ValueError):  # pragma: no cover - TF already initialised its devices
-    pass
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 FILL = 128  # grey fill of the geometric ops, as the TF reference RandAugment
 TRANSLATE_PCT = 0.45  # timm's default largest translation, as a fraction of the image side
 MAX_LEVEL = 10.0  # RandAugment magnitudes live in [0, MAX_LEVEL]
 RECIPES = ("cifar", "imagenet", "none")
 
-try:  # a Case op left functional runs only its taken branch; lowered to Switch/Merge (tf.switch_case inside
-    # tf.function) it visits every branch's ops, which made RandAugment ~2x slower in tf.data
-    from tensorflow.python.ops.cond_v2 import indexed_case as _indexed_case
-except ImportError:  # pragma: no cover - private API moved
-    _indexed_case = None
+
+def _uniform(key: jax.Array, shape=(), minval=0.0, maxval=1.0) -> jax.Array:
+    return jax.random.uniform(key, shape, jnp.float32, minval, maxval)
 
 
-def _switch(index: tf.Tensor, branches: list[Callable[[], tf.Tensor]]) -> tf.Tensor:
-    """`tf.switch_case` that stays a functional Case op in graphs."""
-    if _indexed_case is None or tf.executing_eagerly():
-        return tf.switch_case(index, branches)
-    return _indexed_case(index, branches, lower_using_switch_merge=False)
+def _to_uint8(x: jax.Array) -> jax.Array:
+    """Round to nearest (ties to even) and saturate: float → uint8."""
+    return jnp.clip(jnp.round(x), 0, 255).astype(jnp.uint8)
 
 
-def _split(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
-    """`num` independent (2,) seeds from one."""
-    return tf.unstack(tf.random.experimental.stateless_split(seed, num))
-
-
-def _uniform(seed: tf.Tensor, shape=(), minval=0.0, maxval=1.0) -> tf.Tensor:
-    return tf.random.stateless_uniform(shape, seed, minval, maxval)
-
-
-def _randint(seed: tf.Tensor, low, high) -> tf.Tensor:
-    """A uniform int32 in [low, high] (both included), like Python's `random.randint`."""
-    return tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32)
-
-
-def _to_uint8(image: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-
-
-def _truncate_uint8(image: tf.Tensor) -> tf.Tensor:
+def _truncate_uint8(x: jax.Array) -> jax.Array:
     """Pillow's float → uint8 in its enhance and autocontrast lookup tables: clip, then truncate."""
-    return tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
+    return jnp.clip(x, 0, 255).astype(jnp.uint8)
 
 
-def _random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    return tf.cond(_uniform(seed) < 0.5, lambda: tf.reverse(image, [1]), lambda: image)
+def _random_sign(value: jax.Array, key: jax.Array) -> jax.Array:
+    return jnp.where(_uniform(key) < 0.5, -value, value)
 
 
-def _random_sign(value: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    return tf.where(_uniform(seed) < 0.5, -value, value)
+def _random_flip(image: jax.Array, key: jax.Array) -> jax.Array:
+    """Mirror left-right half of the time: (H, W, C) → (H, W, C)."""
+    return jnp.where(_uniform(key) < 0.5, image[:, ::-1], image)
 
 
-# ---- RandAugment ops: fn(image uint8 (H, W, 3), magnitude in [0, 10], seed (2,)) -> uint8 (H, W, 3) ----------
-
-def _gray(image: tf.Tensor) -> tf.Tensor:
-    """ITU-R 601 luma as Pillow's `convert("L")`: float32 (H, W, 1)."""
-    return tf.round(tf.reduce_sum(tf.cast(image, tf.float32) * [0.299, 0.587, 0.114], -1, keepdims=True))
-
-
-def _blend(degenerate: tf.Tensor, image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-    """Pillow's ImageEnhance: factor 0 gives `degenerate`, 1 the image, > 1 extrapolates."""
-    image = tf.cast(image, tf.float32)
-    return _truncate_uint8(degenerate + factor * (image - degenerate))
+def _check_uint8(image, what: str) -> jax.Array:
+    image = jnp.asarray(image)
+    if image.dtype != jnp.uint8 or image.ndim != 3:
+        raise TypeError(f"{what} expects a uint8 (H, W, C) image, got {image.dtype} {image.shape}")
+    return image
 
 
-def _enhance_factor(magnitude: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """timm's "increasing" enhance level: 1 ± 0.9·m/10, at least 0.1."""
-    return tf.maximum(0.1, 1.0 + _random_sign(magnitude / MAX_LEVEL * 0.9, seed))
+# ---- RandAugment ops: fn(image uint8 (H, W, 3), magnitude in [0, 10], key) -> uint8 (H, W, 3) -------------------
+# Each op is one of three kinds, so that a RandAugment layer under vmap applies one of each kind:
+#   lookup table  lut(image, magnitude, key) -> int32 (3, 256), applied per channel;
+#   blend         (degenerate float32 (H, W, 3), factor) -> Pillow's ImageEnhance blend with the image;
+#   warp          affine matrix (6,) -> bilinear warp with a constant fill.
+
+_IDENTITY_LUT = np.arange(256, dtype=np.int32)
 
 
-def auto_contrast(image, magnitude, seed):
-    """Stretch every channel to the full [0, 255] range (flat channels unchanged)."""
-    x = tf.cast(image, tf.float64)  # Pillow's lookup table is computed in double precision
-    lo, hi = tf.reduce_min(x, [0, 1]), tf.reduce_max(x, [0, 1])  # (3,)
-    scale = tf.where(hi > lo, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)
-    return _truncate_uint8(x * scale - tf.where(hi > lo, lo, 0.0) * scale)
+def _apply_lut(image: jax.Array, lut: jax.Array) -> jax.Array:
+    """Per-channel lookup: image uint8 (H, W, 3), lut int (3, 256) → uint8 (H, W, 3)."""
+    index = image.astype(jnp.int32) + 256 * jnp.arange(3, dtype=jnp.int32)  # (H, W, 3) into lut.reshape(768)
+    return lut.reshape(-1)[index].astype(jnp.uint8)
 
 
-def equalize(image, magnitude, seed):
-    """Histogram equalisation per channel with Pillow's lookup table."""
-    shape = tf.shape(image)
-    x = tf.transpose(tf.reshape(tf.cast(image, tf.int32), [-1, 3]))  # (3, H·W)
-    hist = tf.math.bincount(x, minlength=256, maxlength=256, axis=-1)  # (3, 256)
-    last = 255 - tf.argmax(tf.cast(tf.reverse(hist, [1]) > 0, tf.int32), axis=1, output_type=tf.int32)  # (3,)
-    step = (tf.reduce_sum(hist, 1) - tf.gather(hist, last, batch_dims=1)) // 255  # (3,)
-    safe = tf.maximum(step, 1)[:, None]
-    lut = tf.minimum((tf.cumsum(hist, axis=1, exclusive=True) + safe // 2) // safe, 255)  # (3, 256)
-    lut = tf.where(step[:, None] > 0, lut, tf.range(256)[None])  # a single-valued channel stays as it is
-    out = tf.gather(lut, x, batch_dims=1)  # (3, H·W)
-    return tf.reshape(tf.cast(tf.transpose(out), tf.uint8), shape)
+def _autocontrast_low_keys() -> np.ndarray:
+    """Where Pillow's autocontrast table, `int(ix * scale + offset)` in double precision, lands one below the exact
+    floor((ix - lo)·255 / (hi - lo)): the sorted keys (lo·256 + hi)·256 + ix, int32 (about 12,000 of the 2.8 million
+    (lo, hi, ix) with lo ≤ ix ≤ hi; all at an exact integer that rounding pushed below)."""
+    keys = []
+    for d in range(1, 256):
+        lo = np.arange(256 - d)[:, None]  # (256-d, 1)
+        ix = lo + np.arange(d + 1)[None]  # (256-d, d+1): every value a channel spanning [lo, lo+d] can hold
+        scale = 255.0 / d
+        pillow = (ix * scale + (-lo * scale)).astype(np.int64)  # truncates toward zero, as Python's int()
+        exact = (ix - lo) * 255 // d
+        assert ((exact - pillow) >= 0).all() and ((exact - pillow) <= 1).all()
+        low = pillow < exact
+        keys.append(((lo * 256 + lo + d) * 256 + ix)[low])
+    return np.sort(np.concatenate(keys)).astype(np.int32)
 
 
-def invert(image, magnitude, seed):
-    return 255 - image
+_AUTOCONTRAST_LOW = _autocontrast_low_keys()
 
 
-def posterize(image, magnitude, seed):
+def _member(table: np.ndarray, queries: jax.Array) -> jax.Array:
+    """Whether each of `queries` is in the sorted 1-D constant `table`: an unrolled binary search (jnp.searchsorted
+    under vmap would copy the table for every example)."""
+    table = jnp.asarray(table)
+    low = jnp.zeros(queries.shape, jnp.int32)  # invariant: table[low - 1] < query <= table[low + width - 1]
+    width = table.size
+    while width > 1:
+        half = width // 2
+        low = jnp.where(table[low + half - 1] < queries, low + half, low)
+        width -= half
+    return table[low] == queries
+
+
+def _auto_contrast_lut(image, magnitude, key):
+    """Pillow's ImageOps.autocontrast table: stretch every channel to [0, 255] (flat channels unchanged)."""
+    x = image.reshape(-1, 3).astype(jnp.int32)  # (H·W, 3)
+    lo, hi = x.min(0), x.max(0)  # (3,)
+    ix = jnp.arange(256, dtype=jnp.int32)
+    exact = (ix[None] - lo[:, None]) * 255 // jnp.maximum(hi - lo, 1)[:, None]  # (3, 256)
+    keys = (lo[:, None] * 256 + hi[:, None]) * 256 + ix[None]  # (3, 256)
+    lut = jnp.clip(exact - _member(_AUTOCONTRAST_LOW, keys).astype(jnp.int32), 0, 255)  # Pillow's double rounding
+    return jnp.where((hi > lo)[:, None], lut, ix[None])
+
+
+def _equalize_lut(image, magnitude, key):
+    """Pillow's ImageOps.equalize table per channel."""
+    x = image.reshape(-1, 3).astype(jnp.int32) + 256 * jnp.arange(3, dtype=jnp.int32)  # (H·W, 3) bins of (768,)
+    hist = jnp.zeros(768, jnp.int32).at[x.reshape(-1)].add(1).reshape(3, 256)  # (3, 256)
+    last = 255 - jnp.argmax(hist[:, ::-1] > 0, axis=1)  # (3,): the highest occupied bin
+    step = (x.shape[0] - jnp.take_along_axis(hist, last[:, None], 1)[:, 0]) // 255  # (3,)
+    safe = jnp.maximum(step, 1)[:, None]
+    lut = jnp.minimum((jnp.cumsum(hist, axis=1) - hist + safe // 2) // safe, 255)  # (3, 256)
+    return jnp.where(step[:, None] > 0, lut, _IDENTITY_LUT[None])  # a single-valued channel stays as it is
+
+
+def _invert_lut(image, magnitude, key):
+    return jnp.broadcast_to(255 - _IDENTITY_LUT, (3, 256))
+
+
+def _posterize_lut(image, magnitude, key):
     """Keep 4 → 0 most significant bits as the magnitude rises (timm PosterizeIncreasing)."""
-    bits = 4 - tf.cast(magnitude / MAX_LEVEL * 4.0, tf.int32)
-    mask = tf.bitwise.bitwise_and(tf.bitwise.left_shift(255, 8 - bits), 255)
-    return tf.cast(tf.bitwise.bitwise_and(tf.cast(image, tf.int32), mask), tf.uint8)
+    bits = 4 - (magnitude / MAX_LEVEL * 4.0).astype(jnp.int32)
+    mask = (255 << (8 - bits)) & 255
+    return jnp.broadcast_to(_IDENTITY_LUT & mask, (3, 256))
 
 
-def solarize(image, magnitude, seed):
-    """Invert pixels at or above a threshold falling 256 → 0 with magnitude (timm SolarizeIncreasing)."""
-    threshold = 256 - tf.cast(magnitude / MAX_LEVEL * 256.0, tf.int32)
-    return tf.where(tf.cast(image, tf.int32) >= threshold, 255 - image, image)
+def _solarize_lut(image, magnitude, key):
+    """Invert values at or above a threshold falling 256 → 0 with magnitude (timm SolarizeIncreasing)."""
+    threshold = 256 - (magnitude / MAX_LEVEL * 256.0).astype(jnp.int32)
+    return jnp.broadcast_to(jnp.where(_IDENTITY_LUT >= threshold, 255 - _IDENTITY_LUT, _IDENTITY_LUT), (3, 256))
 
 
-def solarize_add(image, magnitude, seed):
-    """Add up to 110 to pixels below 128 (saturating)."""
-    add = tf.cast(magnitude / MAX_LEVEL * 110.0, tf.int32)
-    x = tf.cast(image, tf.int32)
-    return tf.cast(tf.where(x < 128, tf.minimum(x + add, 255), x), tf.uint8)
+def _solarize_add_lut(image, magnitude, key):
+    """Add up to 110 to values below 128 (saturating)."""
+    add = (magnitude / MAX_LEVEL * 110.0).astype(jnp.int32)
+    lut = jnp.where(_IDENTITY_LUT < 128, jnp.minimum(_IDENTITY_LUT + add, 255), _IDENTITY_LUT)
+    return jnp.broadcast_to(lut, (3, 256))
 
 
-def color(image, magnitude, seed):
-    return _blend(_gray(image), image, _enhance_factor(magnitude, seed))
+def _enhance_factor(magnitude, key) -> jax.Array:
+    """timm's "increasing" enhance level: 1 ± 0.9·m/10, at least 0.1 (float32 scalar)."""
+    return jnp.maximum(0.1, 1.0 + _random_sign(jnp.asarray(magnitude, jnp.float32) / MAX_LEVEL * 0.9, key))
 
 
-def contrast(image, magnitude, seed):
-    return _blend(tf.round(tf.reduce_mean(_gray(image))), image, _enhance_factor(magnitude, seed))
+def _gray(image: jax.Array) -> jax.Array:
+    """Pillow's `convert("L")` (ITU-R 601 luma in 16-bit fixed point): int32 (H, W, 1)."""
+    x = image.astype(jnp.int32)
+    return (x[..., :1] * 19595 + x[..., 1:2] * 38470 + x[..., 2:] * 7471 + 0x8000) >> 16
 
 
-def brightness(image, magnitude, seed):
-    return _blend(0.0, image, _enhance_factor(magnitude, seed))
+def _color_blend(image, magnitude, key):
+    return jnp.broadcast_to(_gray(image), image.shape).astype(jnp.float32), _enhance_factor(magnitude, key)
 
 
-def sharpness(image, magnitude, seed):
-    """Blend with Pillow's SMOOTH filter (3×3, centre weight 5 of 13); border pixels are left as they are."""
-    x = tf.cast(image, tf.float32)
-    kernel = tf.tile(tf.constant([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]])[:, :, None, None] / 13.0, [1, 1, 3, 1])
-    smooth = tf.round(tf.nn.depthwise_conv2d(x[None], kernel, [1, 1, 1, 1], "VALID")[0])  # (H-2, W-2, 3)
-    smooth = tf.pad(smooth, [[1, 1], [1, 1], [0, 0]])  # (H, W, 3)
-    interior = tf.pad(tf.ones_like(smooth[1:-1, 1:-1, :1], tf.bool), [[1, 1], [1, 1], [0, 0]], constant_values=False)
-    return _blend(tf.where(interior, smooth, x), image, _enhance_factor(magnitude, seed))
+def _contrast_blend(image, magnitude, key):
+    """Degenerate: the rounded mean luma, int(mean + 0.5) in exact integer arithmetic."""
+    total, count = jnp.sum(_gray(image)), image.shape[0] * image.shape[1]
+    mean = (2 * total + count) // (2 * count)
+    return jnp.broadcast_to(mean.astype(jnp.float32), image.shape), _enhance_factor(magnitude, key)
 
 
-def _transform(image: tf.Tensor, matrix: Sequence[tf.Tensor], fill: float) -> tf.Tensor:
-    """Bilinear warp; `matrix` (a0, a1, a2, b0, b1, b2) maps output (x, y) to input (a0x+a1y+a2, b0x+b1y+b2)."""
-    transform = tf.stack([tf.cast(v, tf.float32) for v in matrix] + [0.0, 0.0])[None]  # (1, 8)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.cast(image, tf.float32)[None], transforms=transform, output_shape=tf.shape(image)[:2],
-        fill_value=float(fill), interpolation="BILINEAR", fill_mode="CONSTANT")  # (1, H, W, 3)
-    return _to_uint8(out[0])
+def _brightness_blend(image, magnitude, key):
+    return jnp.zeros(image.shape, jnp.float32), _enhance_factor(magnitude, key)
 
 
-def rotate(image, magnitude, seed, fill=FILL):
+def _sharpness_blend(image, magnitude, key):
+    """Degenerate: Pillow's SMOOTH filter (3×3, centre weight 5 of 13, rounded); border pixels stay as they are."""
+    x = image.astype(jnp.int32)
+    h, w = image.shape[:2]
+    window = sum(x[dy:dy + h - 2, dx:dx + w - 2] for dy in range(3) for dx in range(3))  # (H-2, W-2, 3)
+    smooth = (2 * (window + 4 * x[1:-1, 1:-1]) + 13) // 26  # round(sum / 13): never a tie, 13 is odd
+    return x.at[1:-1, 1:-1].set(smooth).astype(jnp.float32), _enhance_factor(magnitude, key)
+
+
+def _blend(image: jax.Array, degenerate: jax.Array, factor: jax.Array) -> jax.Array:
+    """Pillow's ImageEnhance in float32: factor 0 gives `degenerate`, 1 the image, > 1 extrapolates; truncated."""
+    return _truncate_uint8(degenerate + factor * (image.astype(jnp.float32) - degenerate))
+
+
+def _matrix(*values) -> jax.Array:
+    """An affine warp matrix (a0, a1, a2, b0, b1, b2): float32 (6,)."""
+    return jnp.stack([jnp.asarray(v, jnp.float32) for v in values])
+
+
+def _rotate_matrix(image, magnitude, key):
     """Rotate about the centre by up to ±30 degrees."""
-    angle = _random_sign(magnitude / MAX_LEVEL * 30.0, seed) * (math.pi / 180.0)
-    h, w = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
-    cx, cy, cos, sin = (w - 1) / 2, (h - 1) / 2, tf.cos(angle), tf.sin(angle)
-    return _transform(image, [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy], fill)
+    angle = _random_sign(magnitude / MAX_LEVEL * 30.0, key) * (math.pi / 180.0)
+    cx, cy = (image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    return _matrix(cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy)
 
 
-def shear_x(image, magnitude, seed, fill=FILL):
-    factor = _random_sign(magnitude / MAX_LEVEL * 0.3, seed)
-    return _transform(image, [1.0, factor, 0.0, 0.0, 1.0, 0.0], fill)
+def _shear_x_matrix(image, magnitude, key):
+    return _matrix(1.0, _random_sign(magnitude / MAX_LEVEL * 0.3, key), 0.0, 0.0, 1.0, 0.0)
 
 
-def shear_y(image, magnitude, seed, fill=FILL):
-    factor = _random_sign(magnitude / MAX_LEVEL * 0.3, seed)
-    return _transform(image, [1.0, 0.0, 0.0, factor, 1.0, 0.0], fill)
+def _shear_y_matrix(image, magnitude, key):
+    return _matrix(1.0, 0.0, 0.0, _random_sign(magnitude / MAX_LEVEL * 0.3, key), 1.0, 0.0)
 
 
-def translate_x(image, magnitude, seed, fill=FILL):
+def _translate_x_matrix(image, magnitude, key):
     """Shift by up to ±45% of the width (timm TranslateXRel)."""
-    pixels = _random_sign(magnitude / MAX_LEVEL * TRANSLATE_PCT, seed) * tf.cast(tf.shape(image)[1], tf.float32)
-    return _transform(image, [1.0, 0.0, pixels, 0.0, 1.0, 0.0], fill)
+    return _matrix(1.0, 0.0, _random_sign(magnitude / MAX_LEVEL * TRANSLATE_PCT, key) * image.shape[1], 0.0, 1.0, 0.0)
 
 
-def translate_y(image, magnitude, seed, fill=FILL):
-    pixels = _random_sign(magnitude / MAX_LEVEL * TRANSLATE_PCT, seed) * tf.cast(tf.shape(image)[0], tf.float32)
-    return _transform(image, [1.0, 0.0, 0.0, 0.0, 1.0, pixels], fill)
+def _translate_y_matrix(image, magnitude, key):
+    return _matrix(1.0, 0.0, 0.0, 0.0, 1.0, _random_sign(magnitude / MAX_LEVEL * TRANSLATE_PCT, key) * image.shape[0])
 
 
-OPS: dict[str, Callable[..., tf.Tensor]] = {
-    "AutoContrast": auto_contrast, "Equalize": equalize, "Invert": invert, "Rotate": rotate,
-    "Posterize": posterize, "Solarize": solarize, "SolarizeAdd": solarize_add, "Color": color,
-    "Contrast": contrast, "Brightness": brightness, "Sharpness": sharpness, "ShearX": shear_x, "ShearY": shear_y,
-    "TranslateX": translate_x, "TranslateY": translate_y,
-}  # timm's `_RAND_INCREASING_TRANSFORMS`, in its order
+def _warp(image: jax.Array, matrix: jax.Array, fill: float) -> jax.Array:
+    """TensorFlow's ImageProjectiveTransformV3 (bilinear, constant fill) for an affine `matrix` (6,) =
+    (a0, a1, a2, b0, b1, b2), which maps output pixel (x, y) to input (a0x+a1y+a2, b0x+b1y+b2); neighbours outside
+    the image read `fill`. uint8 (H, W, C) → uint8 (H, W, C)."""
+    h, w, c = image.shape
+    y, x = jnp.arange(h, dtype=jnp.float32)[:, None], jnp.arange(w, dtype=jnp.float32)[None]  # (H, 1), (1, W)
+    in_x = matrix[0] * x + matrix[1] * y + matrix[2]  # (H, W)
+    in_y = matrix[3] * x + matrix[4] * y + matrix[5]
+    x0, y0 = jnp.floor(in_x), jnp.floor(in_y)
+    x1, y1 = x0 + 1.0, y0 + 1.0
+    padded = jnp.pad(image.astype(jnp.float32), ((1, 1), (1, 1), (0, 0)), constant_values=fill)  # (H+2, W+2, C)
+    flat = padded.reshape((h + 2) * (w + 2), c)  # (H+2 · W+2, C): every index outside the image reads the fill
+
+    def read(yy, xx):  # (H, W) float corners → (H, W, C)
+        row = jnp.clip(yy, -1, h).astype(jnp.int32) + 1
+        col = jnp.clip(xx, -1, w).astype(jnp.int32) + 1
+        return flat[row * (w + 2) + col]
+
+    wx0, wx1 = (x1 - in_x)[..., None], (in_x - x0)[..., None]  # (H, W, 1)
+    top = wx0 * read(y0, x0) + wx1 * read(y0, x1)
+    bottom = wx0 * read(y1, x0) + wx1 * read(y1, x1)
+    return _to_uint8((y1 - in_y)[..., None] * top + (in_y - y0)[..., None] * bottom)
+
+
+# (name, kind, parameter function) in timm's `_RAND_INCREASING_TRANSFORMS` order
+_KINDS = ("lut", "blend", "warp")
+_SPECS: tuple[tuple[str, str, Callable], ...] = (
+    ("AutoContrast", "lut", _auto_contrast_lut), ("Equalize", "lut", _equalize_lut), ("Invert", "lut", _invert_lut),
+    ("Rotate", "warp", _rotate_matrix), ("Posterize", "lut", _posterize_lut), ("Solarize", "lut", _solarize_lut),
+    ("SolarizeAdd", "lut", _solarize_add_lut), ("Color", "blend", _color_blend),
+    ("Contrast", "blend", _contrast_blend), ("Brightness", "blend", _brightness_blend),
+    ("Sharpness", "blend", _sharpness_blend), ("ShearX", "warp", _shear_x_matrix),
+    ("ShearY", "warp", _shear_y_matrix), ("TranslateX", "warp", _translate_x_matrix),
+    ("TranslateY", "warp", _translate_y_matrix),
+)
+_MEMBERS = {kind: [fn for _, k, fn in _SPECS if k == kind] for kind in _KINDS}
+# op index → kind index (3: no op) and position among its kind, for op indices 0…14 and 15 (no op)
+_KIND_OF = np.array([_KINDS.index(kind) for _, kind, _ in _SPECS] + [len(_KINDS)], np.int32)
+_MEMBER_OF = np.array([_MEMBERS[kind].index(fn) for _, kind, fn in _SPECS] + [0], np.int32)
+
+
+def _apply(kind: str, params, image: jax.Array, fill: float) -> jax.Array:
+    """Apply an op of `kind` given its parameters (a lut, (degenerate, factor), or a matrix)."""
+    if kind == "lut":
+        return _apply_lut(image, params)
+    if kind == "blend":
+        return _blend(image, *params)
+    return _warp(image, params, fill)
+
+
+def _make_op(name: str, kind: str, fn: Callable) -> Callable[..., jax.Array]:
+    def op(image, magnitude, key, fill=FILL):
+        image = _check_uint8(image, name)
+        return _apply(kind, fn(image, jnp.asarray(magnitude, jnp.float32), key), image, fill)
+
+    def geometric(image, magnitude, key, fill=FILL):
+        return op(image, magnitude, key, fill)
+
+    def colour(image, magnitude, key):
+        return op(image, magnitude, key)
+
+    chosen = geometric if kind == "warp" else colour
+    chosen.__name__ = chosen.__qualname__ = name
+    chosen.__doc__ = f"RandAugment {name}: {(fn.__doc__ or kind).strip()} uint8 (H, W, 3) → uint8 (H, W, 3)."
+    return chosen
+
+
+OPS: dict[str, Callable[..., jax.Array]] = {name: _make_op(name, kind, fn) for name, kind, fn in _SPECS}
 GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")  # the ops that take `fill`
 
 
-def rand_augment(image: tf.Tensor, seed: tf.Tensor, num_layers: int = 2, magnitude: float = 9.0,
-                 magnitude_std: float = 0.5, prob: float = 0.5, fill: float = FILL) -> tf.Tensor:
-    """timm RandAugment `rand-m{magnitude}-mstd{magnitude_std}-inc1`: `num_layers` ops drawn uniformly (with
-    replacement), each applied with probability `prob` at a magnitude ~ Normal(magnitude, magnitude_std) clipped
-    to [0, 10] (magnitude_std = inf: uniform in [0, magnitude])."""
-    image = tf.convert_to_tensor(image)
-    if image.dtype != tf.uint8:
-        raise TypeError(f"rand_augment expects a uint8 image, got {image.dtype.name}")
+def _layer(image: jax.Array, op: jax.Array, magnitude: jax.Array, key: jax.Array, fill: float) -> jax.Array:
+    """One RandAugment layer: op int32 scalar in [0, 15] (15: no op). Unbatched only the chosen op runs; under
+    vmap the switches become selects, so every kind is computed once (its parameters for every member)."""
+    member = jnp.asarray(_MEMBER_OF)[op]
+
+    def branch(kind):
+        params = [partial(fn, image, magnitude, key) for fn in _MEMBERS[kind]]
+        return lambda: _apply(kind, lax.switch(member, params), image, fill)
+
+    return lax.switch(jnp.asarray(_KIND_OF)[op], [branch(kind) for kind in _KINDS] + [lambda: image])
+
+
+def rand_augment(image, key: jax.Array, num_layers: int = 2, magnitude: float = 9.0, magnitude_std: float = 0.5,
+                 prob: float = 0.5, fill: float = FILL) -> jax.Array:
+    """timm RandAugment `rand-m{magnitude}-mstd{magnitude_std}-inc1` on one uint8 image (H, W, 3) → uint8 (H, W, 3):
+    `num_layers` ops drawn uniformly from OPS (with replacement), each applied with probability `prob` at a
+    magnitude ~ Normal(magnitude, magnitude_std) clipped to [0, 10] (magnitude_std = inf: uniform in [0, magnitude]).
+    The layer count and the distribution parameters are static; vmap it for a batch."""
+    image = _check_uint8(image, "rand_augment")
     if num_layers == 0:
         return image
-    ops = [partial(fn, fill=fill) if name in GEOMETRIC else fn for name, fn in OPS.items()]
-    s_op, s_apply, s_magnitude, s_args = _split(seed, 4)  # every layer's draws at once: fewer small ops
+    k_op, k_apply, k_magnitude, k_args = jax.random.split(key, 4)
     if math.isinf(magnitude_std):
-        levels = _uniform(s_magnitude, [num_layers], maxval=magnitude)
+        levels = _uniform(k_magnitude, (num_layers,), maxval=magnitude)
     else:
-        levels = magnitude + magnitude_std * tf.random.stateless_normal([num_layers], s_magnitude)
-    levels = tf.clip_by_value(levels, 0.0, MAX_LEVEL)  # (L,)
-    indices = tf.random.stateless_uniform([num_layers], s_op, 0, len(ops), dtype=tf.int32)
-    indices = tf.where(_uniform(s_apply, [num_layers]) < prob, indices, len(ops))  # the last branch: no op
-    arg_seeds = _split(s_args, num_layers)
-    for layer in range(num_layers):
-        branches = [partial(op, image, levels[layer], arg_seeds[layer]) for op in ops] + [partial(tf.identity, image)]
-        image = tf.ensure_shape(_switch(indices[layer], branches), image.shape)
-    return image
+        levels = magnitude + magnitude_std * jax.random.normal(k_magnitude, (num_layers,), jnp.float32)
+    levels = jnp.clip(levels, 0.0, MAX_LEVEL)  # (L,)
+    ops = jax.random.randint(k_op, (num_layers,), 0, len(OPS))  # (L,)
+    ops = jnp.where(_uniform(k_apply, (num_layers,)) < prob, ops, len(OPS))  # len(OPS): no op
+
+    def layer(image, args):  # a loop, not an unrolled chain: XLA would fuse (recompute) a layer into the next
+        return _layer(image, *args, fill), None
+
+    return lax.scan(layer, image, (ops, levels, jax.random.split(k_args, num_layers)))[0]
 
 
 # ---- crops, flips, normalisation, random erasing -----------------------------------------------------------
 
-def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
-    """Zero-pad by `pad` pixels on every side, crop back to (H, W) at a random offset, flip half of the time."""
-    image = tf.convert_to_tensor(image)
-    s_crop, s_flip = _split(seed, 2)
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])  # (H+2p, W+2p, C)
-    offset = tf.random.stateless_uniform([2], s_crop, 0, 2 * pad + 1, dtype=tf.int32)
-    crop = tf.slice(padded, tf.concat([offset, [0]], 0), tf.shape(image))  # (H, W, C)
-    return tf.ensure_shape(_random_flip(crop, s_flip), image.shape)
+def pad_crop_flip(image, key: jax.Array, pad: int = 4) -> jax.Array:
+    """Zero-pad by `pad` pixels on every side, crop back to (H, W) at a random offset, flip half of the time.
+    (H, W, C) → (H, W, C), any dtype."""
+    image = jnp.asarray(image)
+    k_crop, k_flip = jax.random.split(key)
+    padded = jnp.pad(image, ((pad, pad), (pad, pad), (0, 0)))  # (H+2p, W+2p, C)
+    top, left = jax.random.randint(k_crop, (2,), 0, 2 * pad + 1)
+    crop = lax.dynamic_slice(padded, (top, left, 0), image.shape)  # (H, W, C)
+    return _random_flip(crop, k_flip)
 
 
-def _first_valid(valid: tf.Tensor, *values: tf.Tensor) -> tuple[tf.Tensor, ...]:
-    """Whether any attempt is valid, and each of `values` at the first valid attempt (index 0 if none)."""
-    first = tf.argmax(tf.cast(valid, tf.int32), output_type=tf.int32)
-    return (tf.reduce_any(valid), *(v[first] for v in values))
+def _first_valid(valid: jax.Array, *values: jax.Array) -> tuple[jax.Array, ...]:
+    """Whether any attempt is valid, and each of `values` (attempts,) at the first valid attempt (0 if none)."""
+    first = jnp.argmax(valid)
+    return (valid.any(), *(v[first] for v in values))
 
 
-def _round_int(x: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.round(x), tf.int32)
+def _round_int(x: jax.Array) -> jax.Array:
+    return jnp.round(x).astype(jnp.int32)
 
 
-def random_erasing(image: tf.Tensor, seed: tf.Tensor, prob: float = 0.25, min_area: float = 0.02,
-                   max_area: float = 1 / 3, min_aspect: float = 0.3, max_aspect: float | None = None,
-                   attempts: int = 10) -> tf.Tensor:
+def random_erasing(x, key: jax.Array, prob: float = 0.25, min_area: float = 0.02, max_area: float = 1 / 3,
+                   min_aspect: float = 0.3, max_aspect: float | None = None, attempts: int = 10) -> jax.Array:
     """timm RandomErasing, 'pixel' mode, one box: with probability `prob` replace a rectangle of the normalised
-    float image (H, W, C) by standard normal noise. The box has a uniform area fraction in [min_area, max_area]
-    and a log-uniform aspect ratio; its sides are rounded to pixels, so tiny images can stray slightly outside the
-    area range. If no attempt fits inside the image, nothing is erased."""
-    image = tf.convert_to_tensor(image)
+    float image (H, W, C) by standard normal noise; same shape and dtype. The box has a uniform area fraction in
+    [min_area, max_area] and a log-uniform aspect ratio; its sides are rounded to pixels, so tiny images can stray
+    slightly outside the area range. If no attempt fits inside the image, nothing is erased."""
+    x = jnp.asarray(x)
+    h, w, c = x.shape
     max_aspect = 1.0 / min_aspect if max_aspect is None else max_aspect
-    s_apply, s_box, s_noise = _split(seed, 3)
-
-    def erase():
-        shape = tf.shape(image)
-        h, w = shape[0], shape[1]
-        draws = _uniform(s_box, [4, attempts])  # area, aspect, top, left draws of every attempt
-        area = (min_area + (max_area - min_area) * draws[0]) * tf.cast(h * w, tf.float32)
-        aspect = tf.exp(math.log(min_aspect) + (math.log(max_aspect) - math.log(min_aspect)) * draws[1])
-        box_h, box_w = _round_int(tf.sqrt(area * aspect)), _round_int(tf.sqrt(area / aspect))  # (attempts,)
-        found, box_h, box_w, u_top, u_left = _first_valid((box_h < h) & (box_w < w), box_h, box_w, draws[2], draws[3])
-        box_h, box_w = tf.where(found, box_h, 0), tf.where(found, box_w, 0)  # nothing fits: nothing erased
-        top = tf.minimum(tf.cast(u_top * tf.cast(h - box_h + 1, tf.float32), tf.int32), h - box_h)  # in [0, h-box_h]
-        left = tf.minimum(tf.cast(u_left * tf.cast(w - box_w + 1, tf.float32), tf.int32), w - box_w)
-        inside = tf.pad(tf.ones(tf.stack([box_h, box_w, 1]), tf.bool),
-                        [[top, h - top - box_h], [left, w - left - box_w], [0, 0]])  # (H, W, 1)
-        return tf.where(inside, tf.random.stateless_normal(shape, s_noise, dtype=image.dtype), image)
-
-    return tf.cond(_uniform(s_apply) < prob, erase, lambda: image)
-
-
-def normalize(image: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
-    """uint8 (H, W, C) → float32 (x/255 - mean) / std."""
-    x = tf.cast(image, tf.float32) / 255.0
-    return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+    # a box of rounded sides box_h < h, box_w < w around area A holds at most A + (h + w)/2 pixels: draw noise for
+    # that many, not for the whole image
+    max_pixels = min(h * w, int(max_area * h * w + (h + w) / 2) + 2)
+    k_apply, k_box, k_noise = jax.random.split(key, 3)
+    draws = _uniform(k_box, (4, attempts))  # area, aspect, top, left draws of every attempt
+    area = (min_area + (max_area - min_area) * draws[0]) * (h * w)
+    aspect = jnp.exp(math.log(min_aspect) + (math.log(max_aspect) - math.log(min_aspect)) * draws[1])
+    box_h, box_w = _round_int(jnp.sqrt(area * aspect)), _round_int(jnp.sqrt(area / aspect))  # (attempts,)
+    fits = (box_h < h) & (box_w < w) & (box_h * box_w <= max_pixels)  # the last holds whenever the first two do
+    found, box_h, box_w, u_top, u_left = _first_valid(fits, box_h, box_w, draws[2], draws[3])
+    found = found & (_uniform(k_apply) < prob)
+    box_h, box_w = jnp.where(found, box_h, 0), jnp.where(found, box_w, 0)  # nothing fits or not drawn: no box
+    top = jnp.minimum((u_top * (h - box_h + 1)).astype(jnp.int32), h - box_h)  # in [0, h - box_h]
+    left = jnp.minimum((u_left * (w - box_w + 1)).astype(jnp.int32), w - box_w)
+    rows, cols = jnp.arange(h)[:, None] - top, jnp.arange(w)[None] - left  # (H, 1), (1, W): offsets in the box
+    inside = (rows >= 0) & (rows < box_h) & (cols >= 0) & (cols < box_w)  # (H, W)
+    noise = jax.random.normal(k_noise, (max_pixels, c), x.dtype)  # (P, C): the box's pixels in row-major order
+    box_noise = noise[jnp.clip(rows * box_w + cols, 0, max_pixels - 1)]  # (H, W, C)
+    return jnp.where(inside[..., None], box_noise, x)  # (H, W, C)
 
 
-def _resize(image: tf.Tensor, height, width) -> tf.Tensor:
-    """Antialiased bicubic resize (as Pillow's), back to uint8."""
-    return _to_uint8(tf.image.resize(image, tf.stack([height, width]), method="bicubic", antialias=True))
+def normalize(image, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+    """uint8 (..., C) → float32 (x/255 - mean) / std."""
+    x = jnp.asarray(image).astype(jnp.float32) / 255.0
+    return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
 
-def inception_crop(image: tf.Tensor, seed: tf.Tensor, size: int, scale: Sequence[float] = (0.08, 1.0),
-                   ratio: Sequence[float] = (3 / 4, 4 / 3), attempts: int = 10) -> tf.Tensor:
+def _keys_cubic(x: jax.Array) -> jax.Array:
+    """Keys' cubic convolution kernel (a = -0.5) of |x|, as TensorFlow's and JAX's "cubic" resize."""
+    out = (1.5 * x - 2.5) * x * x + 1.0
+    out = jnp.where(x >= 1.0, ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0, out)
+    return jnp.where(x >= 2.0, 0.0, out)
+
+
+def _resize_weights(in_size: int, out_size: int, start, length) -> jax.Array:
+    """Antialiased bicubic weights float32 (out_size, in_size) resizing input pixels [start, start + length) to
+    out_size pixels: the kernel of TensorFlow's ScaleAndTranslate (`tf.image.resize(..., "bicubic",
+    antialias=True)`) on the crop alone, weights renormalised at the crop's edges. start/length may be traced."""
+    length = jnp.asarray(length, jnp.float32)
+    inv_scale = length / out_size
+    kernel_scale = jnp.maximum(inv_scale, 1.0)
+    sample = (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * inv_scale  # (S,), in crop coordinates
+    source = jnp.arange(in_size, dtype=jnp.float32) - jnp.asarray(start, jnp.float32) + 0.5  # (N,), pixel centres
+    weights = _keys_cubic(jnp.abs(source[None] - sample[:, None]) / kernel_scale)  # (S, N)
+    weights = jnp.where((source[None] > 0) & (source[None] < length), weights, 0.0)  # only the crop's pixels
+    total = weights.sum(1, keepdims=True)
+    return jnp.where(jnp.abs(total) >= 1000.0 * np.finfo(np.float32).tiny, weights / total, 0.0)
+
+
+def _resized_crop(image: jax.Array, top, left, height, width, out_h: int, out_w: int) -> jax.Array:
+    """Crop rows [top, top+height) × cols [left, left+width) (traced) and resize it to (out_h, out_w), antialiased
+    bicubic, as `tf.image.resize` of the crop: uint8 (H, W, C) → uint8 (out_h, out_w, C)."""
+    wy = _resize_weights(image.shape[0], out_h, top, height)  # (out_h, H)
+    wx = _resize_weights(image.shape[1], out_w, left, width)  # (out_w, W)
+    highest = lax.Precision.HIGHEST  # no reduced-precision matmuls on GPUs/TPUs: pixels must round the same
+    rows = jnp.einsum("oh,hwc->owc", wy, image.astype(jnp.float32), precision=highest)  # (out_h, W, C)
+    return _to_uint8(jnp.einsum("pw,owc->opc", wx, rows, precision=highest))  # (out_h, out_w, C)
+
+
+def inception_crop(image, key: jax.Array, size: int, scale: Sequence[float] = (0.08, 1.0),
+                   ratio: Sequence[float] = (3 / 4, 4 / 3), attempts: int = 10) -> jax.Array:
     """timm RandomResizedCrop + flip: a crop of random area fraction in `scale` and log-uniform aspect ratio in
-    `ratio` (first of `attempts` that fits, else the centre crop of clamped aspect), bicubic-resized to
-    size×size, then flipped half of the time. uint8 (H, W, 3) of any size → uint8 (size, size, 3)."""
-    image = tf.convert_to_tensor(image)
-    s_area, s_aspect, s_top, s_left, s_flip = _split(seed, 5)
-    h, w = tf.unstack(tf.shape(image)[:2])
-    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    area = _uniform(s_area, [attempts], scale[0], scale[1]) * hf * wf
-    aspect = tf.exp(_uniform(s_aspect, [attempts], math.log(ratio[0]), math.log(ratio[1])))  # width / height
-    crop_w, crop_h = _round_int(tf.sqrt(area * aspect)), _round_int(tf.sqrt(area / aspect))
+    `ratio` (first of `attempts` that fits, else the centre crop of clamped aspect), bicubic-resized (antialiased)
+    to size×size, then flipped half of the time. uint8 (H, W, 3) of a static size → uint8 (size, size, 3)."""
+    image = _check_uint8(image, "inception_crop")
+    h, w = image.shape[:2]
+    k_area, k_aspect, k_top, k_left, k_flip = jax.random.split(key, 5)
+    area = _uniform(k_area, (attempts,), scale[0], scale[1]) * (h * w)
+    aspect = jnp.exp(_uniform(k_aspect, (attempts,), math.log(ratio[0]), math.log(ratio[1])))  # width / height
+    crop_w, crop_h = _round_int(jnp.sqrt(area * aspect)), _round_int(jnp.sqrt(area / aspect))
     valid = (crop_w > 0) & (crop_w <= w) & (crop_h > 0) & (crop_h <= h)
     found, crop_h, crop_w = _first_valid(valid, crop_h, crop_w)
-    in_ratio, low, high = wf / hf, min(ratio), max(ratio)  # fallback: the whole image, aspect clamped
-    fallback_w = tf.where(in_ratio > high, _round_int(hf * high), w)
-    fallback_h = tf.where(in_ratio < low, _round_int(wf / low), h)
-    crop_h, crop_w = tf.where(found, crop_h, fallback_h), tf.where(found, crop_w, fallback_w)
-    top = tf.where(found, _randint(s_top, 0, h - crop_h), (h - crop_h) // 2)
-    left = tf.where(found, _randint(s_left, 0, w - crop_w), (w - crop_w) // 2)
-    crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([crop_h, crop_w, -1]))  # (h', w', 3)
-    return tf.ensure_shape(_random_flip(_resize(crop, size, size), s_flip), [size, size, image.shape[-1]])
+    low, high = min(ratio), max(ratio)  # fallback: the whole image, aspect clamped (static)
+    fallback_h = int(round(w / low)) if w / h < low else h
+    fallback_w = int(round(h * high)) if w / h > high else w
+    crop_h, crop_w = jnp.where(found, crop_h, fallback_h), jnp.where(found, crop_w, fallback_w)
+    top = jnp.where(found, jax.random.randint(k_top, (), 0, h - crop_h + 1), (h - crop_h) // 2)
+    left = jnp.where(found, jax.random.randint(k_left, (), 0, w - crop_w + 1), (w - crop_w) // 2)
+    return _random_flip(_resized_crop(image, top, left, crop_h, crop_w, size, size), k_flip)
 
 
-def center_crop(image: tf.Tensor, size: int, crop_pct: float = 0.875) -> tf.Tensor:
-    """Resize the shorter side to size / crop_pct (bicubic), centre-crop size×size: the evaluation view, the same
-    geometry as `nestgen.data.images.preprocess`. uint8 (H, W, 3) → uint8 (size, size, 3)."""
-    image = tf.convert_to_tensor(image)
+def center_crop(image, size: int, crop_pct: float = 0.875) -> jax.Array:
+    """Resize the shorter side to size / crop_pct (bicubic, antialiased), centre-crop size×size: the evaluation
+    view of `nestgen.data.streaming_crops.center_crop`, in JAX. uint8 (H, W, 3) → uint8 (size, size, 3)."""
+    image = _check_uint8(image, "center_crop")
+    h, w = image.shape[:2]
     scale = max(size, int(round(size / crop_pct)))
-    h, w = tf.unstack(tf.shape(image)[:2])
-    factor = scale / tf.cast(tf.minimum(h, w), tf.float64)
-    new_h = tf.maximum(scale, _round_int(tf.cast(h, tf.float64) * factor))
-    new_w = tf.maximum(scale, _round_int(tf.cast(w, tf.float64) * factor))
-    resized = tf.cond((new_h == h) & (new_w == w), lambda: image, lambda: _resize(image, new_h, new_w))
-    crop = tf.slice(resized, tf.stack([(new_h - size) // 2, (new_w - size) // 2, 0]), [size, size, -1])
-    return tf.ensure_shape(crop, [size, size, image.shape[-1]])
+    factor = scale / min(h, w)
+    new_h, new_w = max(scale, round(h * factor)), max(scale, round(w * factor))  # as streaming_crops.center_crop
+    if (new_h, new_w) != (h, w):
+        image = _resized_crop(image, 0, 0, h, w, new_h, new_w)  # (new_h, new_w, 3)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return image[top:top + size, left:left + size]
 
 
-# ---- the composed transforms the input pipeline calls ------------------------------------------------------
+# ---- the composed transforms the train step calls ----------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
@@ -379,27 +504,41 @@ def _as_config(recipe: str | AugmentConfig | Mapping[str, Any]) -> AugmentConfig
     return AugmentConfig(recipe=recipe) if isinstance(recipe, str) else AugmentConfig.from_dict(recipe)
 
 
-def train_transform(image: tf.Tensor, seed: tf.Tensor, *, recipe: str | AugmentConfig | Mapping[str, Any] = "cifar",
-                    image_size: int, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
-    """One training example: uint8 (H, W, 3) + seed (2,) → normalised float32 (image_size, image_size, 3).
+def train_transform(image, key: jax.Array, *, recipe: str | AugmentConfig | Mapping[str, Any] = "cifar",
+                    image_size: int, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+    """One training example: uint8 (H, W, 3) + key → normalised float32 (image_size, image_size, 3).
 
-    `recipe` is a name in RECIPES (official values), an AugmentConfig, or a dict of AugmentConfig fields."""
+    `recipe` is a name in RECIPES (official values), an AugmentConfig, or a dict of AugmentConfig fields; it and
+    image_size, mean, std are static. "cifar" and "none" keep the image's size, which must be image_size."""
     config = _as_config(recipe)
-    s_crop, s_randaugment, s_erase = _split(seed, 3)
+    image = _check_uint8(image, "train_transform")
+    k_crop, k_randaugment, k_erase = jax.random.split(key, 3)
     if config.recipe == "cifar":
-        image = pad_crop_flip(image, s_crop, config.pad)
+        image = pad_crop_flip(image, k_crop, config.pad)
     elif config.recipe == "imagenet":
-        image = inception_crop(image, s_crop, image_size, config.crop_scale, config.crop_ratio)
+        image = inception_crop(image, k_crop, image_size, config.crop_scale, config.crop_ratio)
+    if image.shape != (image_size, image_size, 3):
+        raise ValueError(f"recipe {config.recipe!r} gives {image.shape} images, not {image_size}x{image_size}x3")
     if config.recipe != "none" and config.randaugment_layers and config.randaugment_prob:
-        image = rand_augment(image, s_randaugment, config.randaugment_layers, config.randaugment_magnitude,
+        image = rand_augment(image, k_randaugment, config.randaugment_layers, config.randaugment_magnitude,
                              config.randaugment_magnitude_std, config.randaugment_prob, config.fill)
     x = normalize(image, mean, std)
     if config.recipe != "none" and config.random_erasing:
-        x = random_erasing(x, s_erase, config.random_erasing)
-    return tf.ensure_shape(x, [image_size, image_size, 3])
+        x = random_erasing(x, k_erase, config.random_erasing)
+    return x
 
 
-def eval_transform(image: tf.Tensor, *, image_size: int, crop_pct: float = 1.0, mean: Sequence[float],
-                   std: Sequence[float]) -> tf.Tensor:
-    """One evaluation example: uint8 (H, W, 3) → centre view, normalised float32 (image_size, image_size, 3)."""
-    return normalize(center_crop(image, image_size, crop_pct), mean, std)
+def augment_batch(key: jax.Array, images, *, recipe: str | AugmentConfig | Mapping[str, Any] = "cifar",
+                  image_size: int, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+    """A training batch: uint8 (B, H, W, 3) → normalised float32 (B, image_size, image_size, 3).
+
+    Example j is `train_transform(images[j], jax.random.split(key, B)[j], ...)`: a pure function of (key, images),
+    so it gives the same values whether the batch is on one device or sharded over many. Call it inside the jitted
+    train step (recipe, image_size, mean and std are static Python values)."""
+    config = _as_config(recipe)
+    images = jnp.asarray(images)
+    if images.ndim != 4:
+        raise TypeError(f"augment_batch expects uint8 (B, H, W, 3) images, got {images.dtype} {images.shape}")
+    keys = jax.random.split(key, images.shape[0])  # (B,) keys
+    transform = partial(train_transform, recipe=config, image_size=image_size, mean=tuple(mean), std=tuple(std))
+    return jax.vmap(transform)(images, keys)  # (B, S, S, 3)

@@ -1,20 +1,29 @@
-"""Image files in, model inputs out: any image Pillow reads becomes an RGB array normalised per checkpoint.
+"""Image files in, pixels out: the one decoder of nestgen. Any image Pillow reads becomes 8-bit RGB the same way for
+inference (`load_image` → `preprocess`) and for training data, evaluation data and FID references
+(`decode_image`, which is `np.asarray(load_image(...))`), so a file gives the same pixels on every path.
 
-Grayscale, palette, RGBA (composited on white), 16-bit and animated (first frame) images are converted; images
-larger than `MAX_PIXELS` are refused before they are decoded.
+EXIF orientation is applied; grayscale, palette, CMYK, RGBA (composited on white), 16-bit and animated (first
+frame) images are converted; images larger than `MAX_PIXELS` are refused before they are decoded.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import threading
 import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from nestgen.data.listing import DataError
+
 MAX_PIXELS = 50_000_000  # about 7000×7000: far beyond any classifier input, far below a decompression bomb
+_FAST_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}  # the bulk of datasets; any format still opens
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
@@ -37,28 +46,49 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _checked_rgb(image: Image.Image, name: str, target_size: int | None) -> Image.Image:
+    """An opened image → a new RGB image: size checks, first frame, JPEG draft, EXIF orientation, to_rgb."""
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: the image is empty ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: {width}x{height} is too large (at most {MAX_PIXELS:,} pixels); downscale it")
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # animated: the first frame
+    if target_size and image.format == "JPEG":
+        image.draft("RGB", (target_size * 2, target_size * 2))  # decode huge JPEGs at reduced scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image.load()
+    image = ImageOps.exif_transpose(image) or image  # a copy: the file behind `image` may be closed now
+    return to_rgb(image)
+
+
+def _open(source: str | Path | bytes) -> Image.Image:
+    """Image.open, trying first the plugin a .jpg/.jpeg/.png name points to (a third faster on small files)."""
+    if isinstance(source, bytes):
+        return Image.open(io.BytesIO(source))
+    hint = _FAST_FORMATS.get(os.path.splitext(str(source))[1].lower())
+    if hint:
+        try:
+            return Image.open(source, formats=[hint])
+        except UnidentifiedImageError:
+            pass  # another format behind the name: let Pillow find it
+    return Image.open(source)
+
+
 def load_image(source: str | Path | bytes | Image.Image, *, target_size: int | None = None) -> Image.Image:
-    """Open `source` (path, bytes or Pillow image) as an RGB image. Raises ImageError with a one-line reason."""
+    """Open `source` (path, bytes or Pillow image) as an RGB image. Raises ImageError with a one-line reason.
+
+    `target_size` lets a large JPEG decode at a reduced scale (still at least 2 × target_size on each side).
+    A file opened here is closed before returning.
+    """
     name = str(source) if isinstance(source, (str, Path)) else "image"
     try:
         if isinstance(source, Image.Image):
-            image = source
-        else:
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise ImageError(f"{name}: the image is empty ({width}x{height})")
-        if width * height > MAX_PIXELS:
-            raise ImageError(f"{name}: {width}x{height} is too large (at most {MAX_PIXELS:,} pixels); downscale it")
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)  # animated: the first frame
-        if target_size and image.format == "JPEG":
-            image.draft("RGB", (target_size * 2, target_size * 2))  # decode huge JPEGs at reduced scale
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-        image = ImageOps.exif_transpose(image) or image
-        return to_rgb(image)
+            return _checked_rgb(source, name, target_size)
+        with _open(source) as image:
+            return _checked_rgb(image, name, target_size)
     except ImageError:
         raise
     except FileNotFoundError as error:
@@ -73,15 +103,84 @@ def load_image(source: str | Path | bytes | Image.Image, *, target_size: int | N
         raise ImageError(f"{name}: corrupt or unreadable image ({error})") from error
 
 
-def preprocess(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:
-    """RGB image → normalised float32 (S, S, 3): resize the shorter side to S / crop_pct, centre-crop S×S."""
-    size = int(spec["image_size"])
-    scale = max(size, int(round(size / float(spec.get("crop_pct", 1.0)))))
+def decode_image(source: str | Path | bytes, *, image_size: int | None = None, name: str | None = None
+                 ) -> np.ndarray:
+    """A file (path or encoded bytes) → uint8 (H, W, 3) pixels, exactly `np.asarray(load_image(source))`.
+
+    With `image_size` S, an image that is not S×S becomes uint8 (S, S, 3) by the rule of `preprocess` (shorter
+    side to S, bicubic, centre crop), a large JPEG decoding at reduced scale as `load_image(target_size=S)` does.
+    Raises DataError naming the file (`name`, else the path) if Pillow cannot decode it.
+    """
+    try:
+        image = load_image(source, target_size=image_size)
+    except ImageError as error:
+        own = str(source) if isinstance(source, (str, Path)) else "image"
+        reason = str(error).removeprefix(f"{own}: ")  # ImageError says "<name>: <reason>"
+        raise DataError(f"{name or own} cannot be decoded ({reason}); delete or replace it") from error
+    if image_size and image.size != (image_size, image_size):
+        image = resize_and_crop(image, image_size)
+    return np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+
+
+def decode_images(sources: Sequence[str | Path | bytes], *, image_size: int | None = None,
+                  names: Sequence[str] | None = None, workers: int | None = None) -> list[np.ndarray]:
+    """`decode_image` of every source, in order, on `workers` threads (default: one per CPU this process may use).
+
+    Pillow releases the GIL while it decodes, so threads scale on the decoding itself. Returns uint8 (H, W, 3)
+    arrays (sizes may differ unless `image_size` is given). A source that fails raises its DataError (the
+    earliest of those found before the threads stopped).
+    """
+    count = len(sources)
+    workers = max(1, min(workers or _cpu_count(), count))
+    bounds = [count * k // workers for k in range(workers + 1)]  # contiguous slices, one per thread
+    out: list[np.ndarray] = [None] * count  # type: ignore[list-item]
+    failed = threading.Event()
+
+    def work(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            if failed.is_set():
+                return  # another slice failed: stop early
+            try:
+                out[i] = decode_image(sources[i], image_size=image_size,
+                                      name=names[i] if names is not None else None)
+            except BaseException:
+                failed.set()
+                raise
+
+    if workers == 1:
+        work(0, count)
+        return out
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        futures = [pool.submit(work, start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+        errors = [future.exception() for future in futures]  # waits for every slice
+    for error in errors:
+        if error is not None:
+            raise error
+    return out
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resize_and_crop(image: Image.Image, size: int, *, crop_pct: float = 1.0, resize: str = "bicubic"
+                    ) -> Image.Image:
+    """Resize the shorter side to max(S, round(S / crop_pct)) with `resize`, then centre-crop S×S (S = `size`)."""
+    scale = max(size, int(round(size / float(crop_pct))))
     width, height = image.size
     ratio = scale / min(width, height)
     new_w, new_h = max(scale, round(width * ratio)), max(scale, round(height * ratio))
-    image = image.resize((new_w, new_h), _RESAMPLE[spec.get("resize", "bicubic")])
+    image = image.resize((new_w, new_h), _RESAMPLE[resize])
     left, top = (new_w - size) // 2, (new_h - size) // 2
-    image = image.crop((left, top, left + size, top + size))
+    return image.crop((left, top, left + size, top + size))
+
+
+def preprocess(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:
+    """RGB image → normalised float32 (S, S, 3): resize the shorter side to S / crop_pct, centre-crop S×S."""
+    image = resize_and_crop(image, int(spec["image_size"]), crop_pct=float(spec.get("crop_pct", 1.0)),
+                            resize=spec.get("resize", "bicubic"))
     pixels = np.asarray(image, dtype=np.float32) / 255.0  # (S, S, 3)
     return (pixels - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)

@@ -1,40 +1,43 @@
-"""Where images come from: tfds builders, local `<split>/<class>/<image>` folders, or zip archives of such folders.
+"""Where images come from: local `<split>/<class>/<image>` folders, zip archives of such folders, or tfds builders.
 
-A data spec names the source (`tfds:cifar10`, `folder:/data/pets`, `zip:../shared/data/cifar10-train.zip`, or
-the bare name/path). All reading goes through tensorflow-datasets and tf.data; folders and unpacked archives are
-read with `tfds.folder_dataset.ImageFolder`, whose order is a fixed shuffle seeded by the split name (the same
-on every call and machine, classes interleaved, so the first `limit` examples are a mixed sample). Class names
-travel with the data so that trainers can write them into checkpoints. Decoded folder/zip splits are cached as
-`.npz` under the cache directory. TensorFlow is imported on first use and never sees a GPU.
+A data spec names the source (`folder:/data/pets`, `zip:../shared/data/cifar10-train.zip`, `tfds:cifar10`, or the
+bare path/name). Folders and archives are listed by the one rule of `nestgen.data.listing` (sorted visible class
+folders, every file Pillow reads is an image, hidden files and OS metadata ignored, other files skipped and
+reported) and decoded by `nestgen.data.images.decode_image`, in threads, with Pillow and numpy alone: reading a
+folder or zip split into memory (`load_split`) never imports TensorFlow. Archives are unpacked once, safely, by
+`nestgen.data.archive`. tfds builders, and streaming any source with tf.data (`tf_dataset`), go through
+`nestgen.data.tf_sources`, which imports TensorFlow on first use.
+
+Example order of a folder/zip split: the sorted file list permuted by a numpy Generator seeded from a hash of the
+split name: the same on every call and machine, classes mixed, so the first `limit` examples are a mixed sample.
+Class names travel with the data so that trainers can write them into checkpoints. Decoded splits are cached as
+`.npz` under the cache directory (`$NESTGEN_CACHE` or `~/.cache/nestgen`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import hashlib
 import json
 import os
 import re
-import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 from nestgen.data.archive import archive_sha256, default_cache_dir, extract_archive
+from nestgen.data.images import decode_images, resize_and_crop
+from nestgen.data.listing import DataError, ImageListing, NoImagesError, list_split, visible_folders, warn
+
+__all__ = ["CACHE_VERSION", "KINDS", "DataError", "DataSpec", "SplitData", "example_order", "list_source_split",
+           "load_split", "parse_data_spec", "tf_dataset"]
 
 KINDS = ("tfds", "folder", "zip")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: Pillow decoding, listing rule, example order by split-name hash, image_size in the key
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9*]+\.[0-9*]+\.[0-9*]+)?$")
-_PROBE_TIMEOUT_S = 5.0
-_BATCH = 256
-
-
-class DataError(ValueError):
-    """A data source is missing, unknown, unreachable or inconsistent; the message says what to do instead."""
+_CHUNK = 4096  # images decoded per round: bounds the memory beyond the output array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +53,15 @@ class DataSpec:
 
 @dataclasses.dataclass
 class SplitData:
-    """One split in memory: uint8 images (N, H, W, 3), int32 labels (N,) and the class names labels index."""
+    """One split in memory: uint8 images (N, H, W, 3), int32 labels (N,) and the class names labels index.
+
+    `skipped`: files of the split folder that are not images (relative paths), reported when the split loads."""
 
     images: np.ndarray
     labels: np.ndarray
     class_names: list[str]
     description: str
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -82,88 +88,17 @@ def parse_data_spec(text: str | DataSpec) -> DataSpec:
                     "write folder:PATH, zip:PATH.zip or tfds:NAME")
 
 
-@functools.cache
 def _tensorflow():
-    """Import TensorFlow and tfds once, with GPUs hidden from TensorFlow (JAX owns the accelerators)."""
-    try:
-        import tensorflow as tf
-        import tensorflow_datasets as tfds
-    except ImportError as error:
-        raise ImportError(f"reading datasets needs TensorFlow and tensorflow-datasets ({error}): "
-                          "pip install 'nestgen[data]'") from error
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:
-        pass  # TensorFlow was initialised already; its devices can no longer change
-    try:
-        import importlib_resources  # noqa: F401
-    except ImportError:
-        # tfds 4.9.10 imports it when preparing a builder but declares it only for Python < 3.9
-        # (tensorflow/datasets#11212); the standard library module has the same API.
-        import importlib.resources
-        sys.modules.setdefault("importlib_resources", importlib.resources)
-    return tf, tfds
+    """(tf, tfds), imported once with GPUs hidden from TensorFlow (see `tf_sources.tensorflow`)."""
+    from nestgen.data.tf_sources import tensorflow
+
+    return tensorflow()
 
 
-def _unreachable(urls) -> str | None:
-    """A short reason if a download host does not answer within seconds (tfds itself retries for minutes)."""
-    import requests
+# ---- folders and archives --------------------------------------------------------------------------------------
 
-    hosts = {}
-    for url in urls:
-        parsed = urlparse(url)
-        if parsed.scheme in ("http", "https"):
-            hosts.setdefault(parsed.netloc, url)
-    for host, url in sorted(hosts.items()):
-        try:
-            requests.head(url, timeout=_PROBE_TIMEOUT_S, allow_redirects=False)
-        except requests.exceptions.RequestException as error:
-            text = str(error)
-            why = ("name resolution failed" if "NameResolution" in text or "resolve" in text else
-                   "proxy refused the connection" if isinstance(error, requests.exceptions.ProxyError) else
-                   "timed out" if isinstance(error, requests.exceptions.Timeout) else type(error).__name__)
-            return f"cannot reach {host}: {why}"
-    return None
-
-
-def _offline_message(name: str, where: str, reason: str) -> str:
-    return (f"tfds dataset {name!r} is not prepared in {where} and could not be downloaded ({reason}). "
-            "Use local data instead: --data folder:PATH (a <split>/<class>/<image> folder) or --data zip:PATH.zip "
-            "(for example ../shared/data/cifar10-train.zip), or prepare it with tfds on a machine with network "
-            "and pass --data-dir.")
-
-
-def _tfds_builder(name: str, data_dir):
-    """The prepared tfds builder for `name`; downloads only if the network answers, else fails at once."""
-    tf, tfds = _tensorflow()
-    try:
-        builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
-    except tfds.core.DatasetNotFoundError as error:
-        known = tfds.list_builders(with_community_datasets=False)
-        close = difflib.get_close_matches(name.split(":")[0].split("/")[0], known, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise DataError(f"tfds dataset {name!r} is unknown to tensorflow-datasets {tfds.__version__}.{hint} "
-                        "For local images use --data folder:PATH or --data zip:PATH.zip.") from error
-    except (AssertionError, ValueError) as error:  # e.g. a version tfds does not have
-        raise DataError(f"tfds dataset {name!r}: {str(error).splitlines()[0]}") from error
-    if builder.is_prepared():
-        return builder
-    try:
-        urls = list(builder.url_infos or {})
-    except Exception:  # no checksums file: nothing to probe, let tfds try
-        urls = []
-    reason = _unreachable(urls)
-    if reason is None:
-        try:
-            builder.download_and_prepare()
-            return builder
-        except Exception as error:  # tfds raises many kinds (requests, OSError, AssertionError for manual data)
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-    raise DataError(_offline_message(name, str(builder.data_dir), reason))
-
-
-def _folder_root(spec: DataSpec, split: str, cache_dir) -> Path:
-    """The directory ImageFolder reads: the folder itself or the unpacked archive (one wrapping folder allowed)."""
+def _split_root(spec: DataSpec, split: str, cache_dir) -> Path:
+    """The folder holding `<split>/`: the folder itself or the unpacked archive (one wrapping folder allowed)."""
     if spec.kind == "zip":
         if not os.path.isfile(spec.target):
             raise DataError(f"{spec}: no such zip file")
@@ -172,94 +107,110 @@ def _folder_root(spec: DataSpec, split: str, cache_dir) -> Path:
         root = Path(spec.target)
         if not root.is_dir():
             raise DataError(f"{spec}: no such folder (expected <split>/<class>/<image> folders inside)")
-    subfolders = [path for path in root.iterdir() if path.is_dir()]
-    if not (root / split).is_dir() and len(subfolders) == 1 and (subfolders[0] / split).is_dir():
-        return subfolders[0]  # root/<name>/<split>/<class>/<image>, as many zips are made
+    subfolders = visible_folders(root)  # `__MACOSX` beside the wrapping folder does not count
+    if split not in subfolders and len(subfolders) == 1 and split in visible_folders(root / subfolders[0]):
+        return root / subfolders[0]  # root/<name>/<split>/<class>/<image>, as many zips are made
     return root
 
 
-def _source(spec: DataSpec, split: str, *, data_dir, cache_dir):
-    """(tf.data.Dataset of raw tfds examples, number of examples, class names, the split's folder or None)."""
-    tf, tfds = _tensorflow()
-    root = None
-    if spec.kind == "tfds":
-        builder = _tfds_builder(spec.target, data_dir)
-    else:
-        root = _folder_root(spec, split, cache_dir)
-        builder = tfds.folder_dataset.ImageFolder(str(root))
-        if not builder.info.splits:
-            raise DataError(f"{spec}: no <split>/<class>/<image> folders with .jpg/.jpeg/.png files in {root}")
-    splits = sorted(builder.info.splits.keys())
-    features = builder.info.features
-    if "image" not in features or "label" not in features:
-        raise DataError(f"{spec}: has features {sorted(features.keys())}; an 'image' and a 'label' are needed")
-    image = features["image"]
-    encoded = isinstance(image, tfds.features.Image) and tf.as_dtype(image.dtype) == tf.uint8
-    decoders = {"image": tfds.decode.SkipDecoding()} if encoded else None  # decoded by _decode_image instead
-    try:
-        num_examples = builder.info.splits[split].num_examples
-        dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-    except (KeyError, ValueError) as error:
-        raise DataError(f"{spec}: no split {split!r}; it has {splits} (<split>/<class>/<image> folders for "
-                        "local data)") from error
-    options = tf.data.Options()
-    options.deterministic = True
-    split_dir = root / split if root is not None else None
-    return dataset.with_options(options), num_examples, list(features["label"].names), split_dir
+def list_source_split(spec: str | DataSpec, split: str, *, cache_dir=None) -> ImageListing:
+    """The listing (sorted files, labels, class names, skipped files) of a folder or zip split; zips unpacked once.
+
+    Raises DataError for a missing folder, archive or split, NoImagesError for a split without images."""
+    spec = parse_data_spec(spec)
+    if spec.kind not in ("folder", "zip"):
+        raise DataError(f"{spec}: only folder: and zip: sources are listed file by file")
+    cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
+    return list_split(_split_root(spec, split, cache_dir), split, where=str(spec))
 
 
-def _decode_image(encoded):
-    """Encoded JPEG/PNG/... bytes → uint8 (H, W, 3), decoded as Pillow does in nestgen.data.images.
+def example_order(split: str, count: int) -> np.ndarray:
+    """int64 (count,): the permutation of a sorted file list that gives a split's example order.
 
-    TensorFlow's default JPEG IDCT differs from Pillow's by up to 5 levels (mean 1) on the CIFAR-10 JPEGs; the
-    accurate IDCT matches it exactly, so training and inference see the same pixels. Transparency goes on white.
-    """
-    tf, _ = _tensorflow()
-
-    def jpeg():
-        return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")  # (H, W, 3)
-
-    def png():
-        rgba = tf.cast(tf.io.decode_png(encoded, channels=4), tf.float32)  # (H, W, 4)
-        alpha = rgba[..., 3:] / 255.0  # (H, W, 1)
-        return tf.cast(tf.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), tf.uint8)  # (H, W, 3)
-
-    def other():  # GIF, BMP or WebP behind an image file name; animations give their first frame
-        frames = tf.io.decode_image(encoded, channels=3)  # (H, W, 3) or (frames, H, W, 3)
-        frames = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[-3:]], axis=0))  # (frames, H, W, 3)
-        return tf.ensure_shape(frames[0], [None, None, 3])  # (H, W, 3)
-
-    is_png = tf.strings.substr(encoded, 0, 8) == b"\x89PNG\r\n\x1a\n"
-    return tf.cond(tf.io.is_jpeg(encoded), jpeg, lambda: tf.cond(is_png, png, other))
+    Seeded from the SHA-256 of the split name: the same on every machine, and classes (sorted together in the file
+    list) come out mixed."""
+    seed = int.from_bytes(hashlib.sha256(split.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).permutation(count)
 
 
-def _to_image_label(example):
-    """Raw example → {"image": uint8 (H, W, 3), "label": int32}; encoded images go through _decode_image."""
-    tf, _ = _tensorflow()
-    image = example["image"]
-    if image.dtype == tf.string:
-        image = _decode_image(image)
-    elif image.dtype != tf.uint8:
-        image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
-    if image.shape.rank == 2:
-        image = image[..., None]  # (H, W, 1)
-    channels = image.shape[-1]
-    if channels in (1, 2):  # grayscale (with alpha)
-        image = tf.repeat(image[..., :1], 3, axis=-1)  # (H, W, 3)
-    elif channels != 3:  # RGBA, or not known until decoded
-        image = tf.cond(tf.shape(image)[-1] < 3, lambda: tf.repeat(image[..., :1], 3, axis=-1),
-                        lambda: image[..., :3])  # (H, W, 3)
-    return {"image": image, "label": tf.cast(example["label"], tf.int32)}
+def _ordered(listing: ImageListing, split: str, spec: DataSpec, limit: int | None
+             ) -> tuple[list[str], list[str], np.ndarray]:
+    """(paths, names for messages, int32 labels) of the first `limit` examples in the split's example order."""
+    order = example_order(split, len(listing))[:limit]
+    files = [listing.files[i] for i in order]
+    paths = [str(listing.root.joinpath(*name.split("/"))) for name in files]
+    names = paths if spec.kind == "folder" else [f"{spec}: {split}/{name}" for name in files]  # the entry, not a cache
+    return paths, names, listing.labels[order]
 
 
 def tf_dataset(spec: str | DataSpec, split: str, *, data_dir=None, cache_dir=None):
     """Stream a split: (tf.data.Dataset of {"image": uint8 (H, W, 3), "label": int32}, num_examples, class_names).
 
-    Deterministic order, no shuffling, images keep their own sizes (resize downstream).
+    Deterministic order (a folder/zip split in the example order of `load_split`), no shuffling, images keep their
+    own sizes (resize downstream). Imports TensorFlow.
     """
+    from nestgen.data import tf_sources
+
     spec = parse_data_spec(spec)
-    dataset, num_examples, class_names, _ = _source(spec, split, data_dir=data_dir, cache_dir=cache_dir)
-    return dataset.map(_to_image_label, num_parallel_calls=_tensorflow()[0].data.AUTOTUNE), num_examples, class_names
+    if spec.kind == "tfds":
+        return tf_sources.tfds_stream(spec.target, split, data_dir=data_dir)
+    listing = list_source_split(spec, split, cache_dir=cache_dir)
+    warn(listing.notice(f"{spec}[{split}]"))
+    paths, _, labels = _ordered(listing, split, spec, None)
+    return tf_sources.file_stream(paths, labels), len(paths), listing.class_names
+
+
+# ---- decoding and the array cache ------------------------------------------------------------------------------
+
+def _stack(items: Sequence, names: Sequence[str], decode: Callable, where: str) -> np.ndarray:
+    """uint8 (N, H, W, 3) from `decode(items, names)` → arrays, run in chunks into one preallocated array."""
+    out = None
+    first_name = ""
+    for start in range(0, len(items), _CHUNK):
+        arrays = decode(items[start:start + _CHUNK], names[start:start + _CHUNK])
+        if out is None:
+            out = np.empty((len(items), *arrays[0].shape), np.uint8)  # (N, H, W, 3)
+            first_name = names[0]
+        for offset, array in enumerate(arrays):
+            if array.shape != out.shape[1:]:
+                (h, w), (h2, w2) = out.shape[1:3], array.shape[:2]
+                raise DataError(f"{where}: images of different sizes ({first_name} is {w}x{h}, "
+                                f"{names[start + offset]} is {w2}x{h2}); set the image size to resize them "
+                                "(load_split(image_size=S); the trainers pass config.input.image_size)")
+            out[start + offset] = array
+    return out
+
+
+def _fit(arrays: Sequence[np.ndarray], image_size: int | None) -> list[np.ndarray]:
+    """Pixel arrays (a tfds builder that stores pixels) brought to image_size×image_size as decode_image would."""
+    from PIL import Image
+
+    return [a if not image_size or a.shape[:2] == (image_size, image_size)
+            else np.asarray(resize_and_crop(Image.fromarray(a), image_size)) for a in arrays]
+
+
+def _decode(spec: DataSpec, split: str, *, data_dir, cache_dir, limit: int | None, image_size: int | None
+            ) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str]:
+    """(images (N, H, W, 3) uint8, labels (N,) int32, class names, skipped files, listing notice or "")."""
+    where = f"{spec}[{split}]"
+
+    def by_pillow(sources, names):
+        return decode_images(sources, image_size=image_size, names=names)
+
+    if spec.kind == "tfds":
+        from nestgen.data.tf_sources import read_tfds
+
+        items, labels, class_names = read_tfds(spec.target, split, data_dir=data_dir, limit=limit)
+        if not items:
+            raise NoImagesError(f"{spec}: split {split!r} holds no image")
+        names = [f"{where} example {i}" for i in range(len(items))]
+        encoded = isinstance(items[0], bytes)
+        images = _stack(items, names, by_pillow if encoded else lambda arrays, _: _fit(arrays, image_size), where)
+        return images, labels, class_names, [], ""
+    listing = list_source_split(spec, split, cache_dir=cache_dir)
+    paths, names, labels = _ordered(listing, split, spec, limit)
+    images = _stack(paths, names, by_pillow, where)
+    return images, labels, listing.class_names, listing.skipped, listing.notice(where) or ""
 
 
 def _source_digest(spec: DataSpec) -> str | None:
@@ -278,111 +229,73 @@ def _source_digest(spec: DataSpec) -> str | None:
     return digest.hexdigest()
 
 
-def _cache_path(cache_dir: Path, spec: DataSpec, split: str, limit: int | None, digest: str) -> Path:
-    record = json.dumps({"version": CACHE_VERSION, "source": digest, "split": split, "limit": limit}, sort_keys=True)
+def _cache_path(cache_dir: Path, spec: DataSpec, split: str, limit: int | None, image_size: int | None,
+                digest: str) -> Path:
+    record = json.dumps({"version": CACHE_VERSION, "source": digest, "split": split, "limit": limit,
+                         "image_size": image_size}, sort_keys=True)
     key = hashlib.sha256(record.encode()).hexdigest()[:24]
-    name = re.sub(r"[^\w.-]", "_", f"{Path(spec.target).stem}-{split}")  # "train[:10%]" → "train__10__"
+    name = re.sub(r"[^\w.-]", "_", f"{Path(spec.target).stem}-{split}")
     return cache_dir / "arrays" / f"{name}-{key}.npz"
 
 
-def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str] | None:
     try:
         with np.load(path) as arrays:
-            images, labels, names = arrays["images"], arrays["labels"], [str(n) for n in arrays["class_names"]]
+            images, labels = arrays["images"], arrays["labels"]
+            names, skipped = [str(n) for n in arrays["class_names"]], [str(n) for n in arrays["skipped"]]
+            notice = str(arrays["notice"])
     except (OSError, KeyError, ValueError):
         return None  # missing or damaged: decode again
     ok = images.dtype == np.uint8 and images.ndim == 4 and labels.dtype == np.int32 and len(labels) == len(images)
-    return (images, labels, names) if ok else None
+    return (images, labels, names, skipped, notice) if ok else None
 
 
-def _write_cache(path: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str]) -> None:
+def _write_cache(path: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str], skipped: list[str],
+                 notice: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
-            np.savez(file, images=images, labels=labels, class_names=np.asarray(class_names, dtype=str))
+            np.savez(file, images=images, labels=labels, class_names=np.asarray(class_names, dtype=str),
+                     skipped=np.asarray(skipped, dtype=str), notice=np.asarray(notice))
         os.replace(staging, path)  # readers never see a partial file
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
 
 
-def _decode(spec: DataSpec, split: str, *, data_dir, cache_dir, limit: int | None):
-    """Decode a split into (images (N, H, W, 3) uint8, labels (N,) int32, class names) with tf.data."""
-    tf, _ = _tensorflow()
-    dataset, _, class_names, split_dir = _source(spec, split, data_dir=data_dir, cache_dir=cache_dir)
-    if limit is not None:
-        dataset = dataset.take(limit)
-    stream = dataset.map(_to_image_label, num_parallel_calls=tf.data.AUTOTUNE)
-    images, labels = [], []
-    try:
-        for batch in stream.batch(_BATCH).prefetch(2).as_numpy_iterator():
-            images.append(batch["image"])  # (B, H, W, 3)
-            labels.append(batch["label"])
-    except tf.errors.InvalidArgumentError as error:
-        raise _explain(f"{spec}[{split}]", dataset, split_dir, error) from error
-    if not images:
-        raise DataError(f"{spec}: split {split!r} holds no images")
-    return np.concatenate(images), np.concatenate(labels).astype(np.int32), class_names
+def load_split(spec: str | DataSpec, split: str, *, data_dir=None, cache_dir=None, limit: int | None = None,
+               image_size: int | None = None) -> SplitData:
+    """A whole split in memory: uint8 images (N, H, W, 3), int32 labels (N,), in the deterministic example order;
+    `limit` keeps the first `limit` examples (a class-mixed sample).
 
-
-def _tf_reason(error) -> str:
-    """The useful end of a tf.data error ("Unknown image file format. ..."), without graph node names."""
-    text = re.sub(r"\{\{.*?\}\}\s*", "", str(error.message)).strip().splitlines()[0]
-    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)  # " [Op:DecodeImage] name:"
-    return text.rsplit(": ", 1)[-1] if "Iterator::" in text else text
-
-
-def _explain(where: str, dataset, split_dir: Path | None, error) -> DataError:
-    """Batching failed: name the first image of another size, or the file that does not decode."""
-    tf, _ = _tensorflow()
-    first = None
-    try:
-        for example in dataset.map(lambda ex: {"image": _to_image_label(ex)["image"],
-                                               "name": ex.get("image/filename", tf.constant(""))}):
-            shape, name = tuple(example["image"].shape), example["name"].numpy().decode()
-            if first is None:
-                first = (shape, name)
-            elif shape != first[0]:
-                return DataError(f"{where}: images of different sizes ({first[1] or 'the first'} is "
-                                 f"{first[0][1]}x{first[0][0]}, {name or 'another'} is {shape[1]}x{shape[0]}); "
-                                 "resize them or use a streaming pipeline (tf_dataset)")
-    except tf.errors.InvalidArgumentError as decode_error:
-        error = decode_error
-    for path in sorted(split_dir.rglob("*")) if split_dir else ():  # find the culprit, file by file
-        if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            try:
-                tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-            except tf.errors.InvalidArgumentError as decode_error:
-                return DataError(f"{where}: {path} could not be decoded ({_tf_reason(decode_error)}); "
-                                 "delete or replace it")
-    return DataError(f"{where}: an image could not be decoded ({_tf_reason(error)})")
-
-
-def load_split(spec: str | DataSpec, split: str, *, data_dir=None, cache_dir=None, limit: int | None = None
-               ) -> SplitData:
-    """A whole split in memory, in the source's deterministic order; `limit` keeps the first `limit` examples.
-
-    All images must share one size. Folder and zip splits are decoded once and then read from
-    `<cache_dir>/arrays/*.npz` (default cache: `$NESTGEN_CACHE` or `~/.cache/nestgen`).
+    `image_size` S: every image that is not S×S is resized (shorter side to S, bicubic) and centre-cropped to
+    uint8 S×S, the rule of `images.preprocess`; without it all images must share one size (else a DataError names
+    two sizes). Folder/zip splits use Pillow only (no TensorFlow) and are decoded once, then read from
+    `<cache_dir>/arrays/*.npz` (default cache: `$NESTGEN_CACHE` or `~/.cache/nestgen`). Skipped non-image files and
+    empty class folders are reported as a `listing.SkippedFilesWarning`. Raises DataError (missing source or
+    split, no images, an undecodable file: delete or replace it, sizes that differ), ArchiveError for a bad zip.
     """
     spec = parse_data_spec(spec)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive number of examples or None, got {limit!r}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise DataError(f"image_size must be a positive number of pixels or None, got {image_size!r}")
     description = f"{spec}[{split}]" + (f"[:{limit}]" if limit is not None else "")
     cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
     digest = _source_digest(spec)
-    cached = _cache_path(cache_dir, spec, split, limit, digest) if digest else None
+    cached = _cache_path(cache_dir, spec, split, limit, image_size, digest) if digest else None
     found = _read_cache(cached) if cached and cached.is_file() else None
     if found is None and digest and limit is not None:  # the whole split may be cached: take its first rows
-        whole = _cache_path(cache_dir, spec, split, None, digest)
+        whole = _cache_path(cache_dir, spec, split, None, image_size, digest)
         if whole.is_file() and (found := _read_cache(whole)) is not None:
-            found = (found[0][:limit].copy(), found[1][:limit].copy(), found[2])  # not views of the whole
+            found = (found[0][:limit].copy(), found[1][:limit].copy(), *found[2:])  # not views of the whole
     if found is None:
-        found = _decode(spec, split, data_dir=data_dir, cache_dir=cache_dir, limit=limit)
+        found = _decode(spec, split, data_dir=data_dir, cache_dir=cache_dir, limit=limit, image_size=image_size)
         if cached:
             _write_cache(cached, *found)
-    images, labels, class_names = found
+    images, labels, class_names, skipped, notice = found
+    warn(notice)
     if labels.size and not 0 <= int(labels.min()) <= int(labels.max()) < len(class_names):
         raise DataError(f"{description}: labels run outside the {len(class_names)} class names")
-    return SplitData(images, labels, class_names, description)
+    return SplitData(images, labels, class_names, description, skipped)

@@ -43,28 +43,31 @@ def evaluate_batches(eval_step, params: Any, batches: Iterable[dict[str, np.ndar
             "count": totals["count"]}
 
 
-def evaluate_classifier(model, params: Any, data: SplitData, *, batch_size: int, transform_kwargs: dict[str, Any],
-                        mesh=None, eval_step=None) -> dict[str, float]:
-    """Accuracy of `model` on every example of an in-memory split (accuracies in [0, 1])."""
+def evaluate_classifier(model, params: Any, data: SplitData, *, batch_size: int, image_size: int,
+                        mean: tuple[float, ...], std: tuple[float, ...], mesh=None, eval_step=None) -> dict[str, float]:
+    """Accuracy of `model` on every example of an in-memory split (accuracies in [0, 1]); the images' centre
+    image_size view, normalised with mean/std (`pipeline.eval_batches`)."""
     mesh = mesh or make_mesh()
     eval_step = eval_step or jax.jit(make_eval_step(model), out_shardings=replicated(mesh))
     host = HostSlice(jax.process_index(), jax.process_count())
-    batches = eval_batches(data, batch_size=batch_size, transform_kwargs=transform_kwargs, host=host)
+    batches = eval_batches(data, batch_size=batch_size, image_size=image_size, mean=mean, std=std, host=host)
     return evaluate_batches(eval_step, params, batches, mesh)
 
 
 def evaluate_checkpoint(checkpoint, spec: str, split: str, *, batch_size: int = 250, data_dir=None, cache_dir=None,
                         limit: int | None = None) -> dict[str, Any]:
-    """Accuracy of a loaded nestgen checkpoint (trained or converted) on a data split, with its own preprocessing."""
-    data = load_split(spec, split, data_dir=data_dir, cache_dir=cache_dir, limit=limit)
+    """Accuracy of a loaded nestgen checkpoint (trained or converted) on a data split, with its own preprocessing:
+    every image is decoded as inference decodes it, resized (shorter side) to image_size / crop_pct and its
+    centre image_size×image_size view taken."""
+    pre = checkpoint.preprocess
+    size = int(pre["image_size"])
+    data = load_split(spec, split, data_dir=data_dir, cache_dir=cache_dir, limit=limit,
+                      image_size=max(size, int(round(size / float(pre.get("crop_pct", 1.0))))))
     if len(data.class_names) != checkpoint.config.num_classes:
         raise ValueError(f"{data.description} has {len(data.class_names)} classes but the checkpoint has "
                          f"{checkpoint.config.num_classes}")
-    pre = checkpoint.preprocess
-    kwargs = dict(image_size=int(pre["image_size"]), crop_pct=float(pre.get("crop_pct", 1.0)),
-                  mean=tuple(pre["mean"]), std=tuple(pre["std"]))
     devices = jax.device_count()
     batch_size = max(devices, batch_size // devices * devices)
-    result = evaluate_classifier(checkpoint.build(), checkpoint.params, data, batch_size=batch_size,
-                                 transform_kwargs=kwargs)
+    result = evaluate_classifier(checkpoint.build(), checkpoint.params, data, batch_size=batch_size, image_size=size,
+                                 mean=tuple(pre["mean"]), std=tuple(pre["std"]))
     return {**result, "data": data.description}

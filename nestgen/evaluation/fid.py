@@ -12,6 +12,10 @@ seed0 + i with label i mod num_classes (a uniform class mix), features from clea
                                                           in <cache>/fid/ (rebuilt when the images change)
   images:PATH                                           every image file under a folder (or in a .zip), each run
 
+Reference images are listed and decoded by the rules of the training data (`nestgen.data.listing`,
+`nestgen.data.images.decode_image`: EXIF orientation, transparency on white, ...), not by clean-fid's own folder
+reader; a reference of fewer than MIN_IMAGES images is refused with its count before any feature is computed.
+
 Every file clean-fid would download (Inception network, precomputed statistics) is checked, and fetched if the
 network answers, before anything is generated; otherwise the error names the file and where to put it.
 Import torch/clean-fid (`backends()`) before TensorFlow: torchvision aborts the process when imported after it.
@@ -38,13 +42,16 @@ from nestgen.evaluation.fid_features import (
 )
 from nestgen.evaluation.fid_reference import (
     DOWNLOAD_TIMEOUT_S,
+    MIN_IMAGES,
     REFERENCE_HELP,
     STANDARD_SETS,
     STATS_VERSION,
     FIDError,
+    ImageReference,
     Reference,
     ReferenceStats,
     data_statistics,
+    image_reference,
     parse_reference,
     precomputed_statistics,
     stats_path,
@@ -53,11 +60,12 @@ from nestgen.evaluation.frechet import feature_statistics, frechet_distance, ker
 from nestgen.evaluation.precision_recall import precision_recall
 
 __all__ = [
-    "CLEANFID_INCEPTION", "CLEANFID_STATS_DIR", "DOWNLOAD_TIMEOUT_S", "INCEPTION_FILE", "INCEPTION_URL", "MODES",
-    "PT_INCEPTION_FILE", "PT_INCEPTION_URL", "REFERENCE_HELP", "STANDARD_SETS", "STATS_URL", "STATS_VERSION",
-    "FIDError", "FIDResult", "FeatureNetwork", "GeneratorBridge", "Reference", "ReferenceStats", "backends",
-    "checkpoint_id", "evaluate", "evaluate_checkpoint", "feature_statistics", "fid_for_sampler", "frechet_distance",
-    "kernel_distance", "load_features", "parse_reference", "reference_statistics", "sampler_draw", "stats_path",
+    "CLEANFID_INCEPTION", "CLEANFID_STATS_DIR", "DOWNLOAD_TIMEOUT_S", "INCEPTION_FILE", "INCEPTION_URL", "MIN_IMAGES",
+    "MODES", "PT_INCEPTION_FILE", "PT_INCEPTION_URL", "REFERENCE_HELP", "STANDARD_SETS", "STATS_URL", "STATS_VERSION",
+    "FIDError", "FIDResult", "FeatureNetwork", "GeneratorBridge", "ImageReference", "Reference", "ReferenceStats",
+    "backends", "checkpoint_id", "evaluate", "evaluate_checkpoint", "feature_statistics", "fid_for_sampler",
+    "frechet_distance", "image_reference", "kernel_distance", "load_features", "parse_reference",
+    "reference_statistics", "sampler_draw", "stats_path",
 ]
 
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
@@ -130,19 +138,31 @@ def _load(spec: str, mode: str, weights_or_id: str | None, device: str, batch_si
 
 # ---- reference statistics --------------------------------------------------------------------------------------
 
-def _array_features(images: np.ndarray, network: FeatureNetwork, *, batch_size: int, device, verbose: bool,
-                    description: str) -> np.ndarray:
-    """(N, H, W, 3) uint8 images → (N, D) features through clean-fid's generator path (same resize, same network)."""
+def _features(count: int, take: Callable[[np.ndarray], Any], network: FeatureNetwork, *, batch_size: int, device,
+              verbose: bool, description: str) -> np.ndarray:
+    """`count` images → (count, D) features through clean-fid's generator path (same resize, same network).
+
+    `take(index (B,))` gives the images at `index`: uint8 (B, H, W, 3), or a list of uint8 (H, W, 3) of any sizes
+    (each is resized by clean-fid's per-image resize; the legacy_tensorflow mode resizes inside its network, so
+    there a batch must share one size)."""
     torch = backends().torch
     position = [0]
 
     def serve(z):  # the images in order; the last batch is padded and clean-fid drops the extra rows
         start = position[0]
         position[0] += z.shape[0]
-        index = np.minimum(np.arange(start, start + z.shape[0]), len(images) - 1)
-        return torch.from_numpy(np.ascontiguousarray(images[index].transpose(0, 3, 1, 2))).float()  # (B, 3, H, W)
+        images = take(np.minimum(np.arange(start, start + z.shape[0]), count - 1))
+        if len({image.shape for image in images}) == 1:
+            batch = np.stack(images) if isinstance(images, list) else images  # (B, H, W, 3)
+            return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float()  # (B, 3, H, W)
+        if network.mode == "legacy_tensorflow":
+            sizes = sorted({f"{image.shape[1]}x{image.shape[0]}" for image in images})
+            raise FIDError(f"{description.rstrip(': ')}: images of different sizes ({', '.join(sizes[:2])}); "
+                           "clean-fid's legacy_tensorflow mode needs one size: resize them or use --mode clean")
+        # clean-fid resizes the images of a batch one by one (`img_batch[idx]`), so a list of tensors serves too
+        return [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() for image in images]
 
-    return backends().fid.get_model_features(serve, network.extract, mode=network.mode, z_dim=1, num_gen=len(images),
+    return backends().fid.get_model_features(serve, network.extract, mode=network.mode, z_dim=1, num_gen=count,
                                              batch_size=batch_size, device=device, desc=description,
                                              verbose=verbose, custom_fn_resize=network.resize)
 
@@ -156,17 +176,16 @@ def reference_statistics(reference: str | Reference, network: FeatureNetwork, *,
         stats_dir = Path(CLEANFID_STATS_DIR or Path(fid.__file__).parent / "stats")
         return precomputed_statistics(reference, network, need_features=need_features, stats_dir=stats_dir,
                                       stats_url=STATS_URL, cache_dir=cache_dir)
-    if reference.kind == "images":
-        with contextlib.redirect_stdout(sys.stderr):
-            features = fid.get_folder_features(reference.name, network.extract, num_workers=0, batch_size=batch_size,
-                                               device=device, mode=network.mode, custom_fn_resize=network.resize,
-                                               description=f"{Path(reference.name).name}: ", verbose=verbose)
+    if reference.kind == "images":  # listed and decoded as training data are, batch by batch
+        images = image_reference(reference, cache_dir)
+        features = _features(len(images), images.read, network, batch_size=batch_size, device=device,
+                             verbose=verbose, description=f"{Path(reference.name).name}: ")
         return ReferenceStats(*feature_statistics(features), features,
                               f"{reference} ({len(features)} images, features computed on this run)")
 
     def features_of(images: np.ndarray, description: str) -> np.ndarray:
-        return _array_features(images, network, batch_size=batch_size, device=device, verbose=verbose,
-                               description=description)
+        return _features(len(images), images.__getitem__, network, batch_size=batch_size, device=device,
+                         verbose=verbose, description=description)
 
     return data_statistics(reference, network, features_of, need_features=need_features, cache_dir=cache_dir)
 

@@ -1,7 +1,10 @@
 """The reference side of FID: parsing reference names, clean-fid's precomputed statistics files (checked, fetched
-if the network answers, else named in the error), and the statistics nestgen caches for data-spec references.
+if the network answers, else named in the error), the statistics nestgen caches for data-spec references, and the
+image files of `images:PATH` references.
 
-Imports neither torch nor clean-fid; the features themselves come from `fid`, which passes them in.
+Reference images are listed and decoded as training data are (`nestgen.data.listing`, `images.decode_image`), so a
+file gives the same pixels here as in training and inference; a reference of fewer than `MIN_IMAGES` images is
+refused with its count. Imports neither torch nor clean-fid; the features come from `fid`, which passes them in.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nestgen.data.archive import default_cache_dir
+from nestgen.data.archive import default_cache_dir, extract_archive
+from nestgen.data.images import decode_images
+from nestgen.data.listing import NoImagesError, list_images, warn
 from nestgen.evaluation.frechet import feature_statistics
 
 if TYPE_CHECKING:
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 
 DOWNLOAD_TIMEOUT_S = 10.0
 STATS_VERSION = 1
+MIN_IMAGES = 2  # a mean and a covariance (clean-fid's KID needs 2 as well)
 # clean-fid's precomputed statistics: name → {split: resolutions (the first is the default)}.
 STANDARD_SETS = {
     "cifar10": {"train": (32,), "test": (32,)}, "ffhq": {"trainval": (1024, 256), "trainval70k": (1024, 256)},
@@ -57,6 +63,21 @@ class Reference:
     def __str__(self) -> str:
         return {"standard": f"{self.name}:{self.split}:{self.res}", "data": f"{self.name}@{self.split}",
                 "images": f"images:{self.name}"}[self.kind]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageReference:
+    """The image files of an `images:PATH` reference in sorted order: paths to read, names for messages."""
+
+    paths: list[str]
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, index) -> list[np.ndarray]:
+        """uint8 (H, W, 3) pixels of the images at `index` (a sequence of ints), decoded in threads."""
+        return decode_images([self.paths[i] for i in index], names=[self.names[i] for i in index])
 
 
 @dataclasses.dataclass
@@ -149,6 +170,37 @@ def write_npz(path: Path, **arrays) -> None:
         raise
 
 
+# ---- reference images -----------------------------------------------------------------------------------------
+
+def too_few(count: int, reference: Reference | str, needed: int = MIN_IMAGES) -> FIDError:
+    """The one-line FIDError for a reference of `count` images when `needed` are needed."""
+    return FIDError(f"reference {reference} holds {count} image{'s' * (count != 1)}; FID needs at least {needed} "
+                    "(a mean and a covariance): add images or choose another reference")
+
+
+def check_count(count: int, reference: Reference | str, needed: int = MIN_IMAGES) -> None:
+    """Raise `too_few` if a reference holds fewer than `needed` images."""
+    if count < needed:
+        raise too_few(count, reference, needed)
+
+
+def image_reference(reference: str | Reference, cache_dir=None) -> ImageReference:
+    """The images of an `images:PATH` reference: every image file under the folder, or in the .zip (unpacked once,
+    safely, under `<cache_dir>/archives`), by the listing rule of `nestgen.data.listing` (skipped files reported
+    as a warning). Raises FIDError if it holds fewer than MIN_IMAGES images."""
+    reference = parse_reference(reference)
+    if reference.kind != "images":
+        raise FIDError(f"reference {reference} is not an images:PATH reference")
+    path = Path(reference.name)
+    is_zip = path.is_file() and path.suffix.lower() == ".zip"
+    root = extract_archive(path, cache_dir) if is_zip else path
+    listing = list_images(root, where=str(reference))
+    warn(listing.notice(str(reference)))
+    check_count(len(listing), reference)
+    paths = [str(p) for p in listing.paths]
+    return ImageReference(paths, [f"{reference}: {name}" for name in listing.files] if is_zip else paths)
+
+
 # ---- reference statistics --------------------------------------------------------------------------------------
 
 def precomputed_statistics(reference: Reference, network: FeatureNetwork, *, need_features: bool, stats_dir: Path,
@@ -187,7 +239,11 @@ def data_statistics(reference: Reference, network: FeatureNetwork, features_of: 
     `features_of(images (N, H, W, 3) uint8, description)` → (N, D) features, called only on a cache miss."""
     from nestgen.data.sources import load_split
 
-    data = load_split(reference.name, reference.split, cache_dir=cache_dir)
+    try:
+        data = load_split(reference.name, reference.split, cache_dir=cache_dir)
+    except NoImagesError as error:
+        raise too_few(0, reference) from error
+    check_count(len(data), reference)
     digest = hashlib.sha256(f"v{STATS_VERSION}:{data.images.shape}".encode() + data.images.tobytes()).hexdigest()
     path = stats_path(reference, network, cache_dir)
     cached = read_npz(path, "digest", "mu", "sigma", "features" if need_features else "mu")

@@ -1,8 +1,10 @@
 """Train a NesT classifier: `train_and_evaluate(config, workdir)`.
 
-One jitted, donated train step (mixup/cutmix and label smoothing on device, rngs folded from the step), data
-parallel over every device of every host, orbax checkpoints with exact resume, metrics to TensorBoard / JSONL /
-console, a NaN guard, and the final model exported as a nestgen checkpoint directory (`workdir/export`).
+One jitted, donated train step (the whole augmentation — crop, flip, RandAugment, random erasing, Mixup/CutMix,
+label smoothing — on the device, rngs folded from the step), data parallel over every device of every host, orbax
+checkpoints with exact resume, metrics to TensorBoard / JSONL / console, a NaN guard, an optional wall-clock
+budget (`TimeBudget`), and the final model exported as a nestgen checkpoint directory (`workdir/export`). A run
+on an in-memory split (folders, zips) never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import optax
 from tqdm import tqdm
 
 from nestgen.convert.checkpoint import save_checkpoint
-from nestgen.convert.tree import flatten
+from nestgen.convert.tree import check_tree, flatten, shapes, unflatten
 from nestgen.data import pipeline
+from nestgen.data.augment import AugmentConfig, augment_batch
 from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
@@ -34,9 +37,10 @@ from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
 from nestgen.models.nest import COMPUTE_DTYPES, Execution
 from nestgen.models.registry import get_config
 from nestgen.training import sharding
+from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
 from nestgen.training.metrics import MetricWriter
-from nestgen.training.optim import create_optimizer, learning_rate_schedule
+from nestgen.training.optim import create_optimizer, learning_rate, peak_learning_rate
 
 
 class TrainingDiverged(RuntimeError):
@@ -79,6 +83,7 @@ def validate(config: ml_collections.ConfigDict):
         raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
     execution(config)
     MixConfig.from_dict(config.mixing)  # unknown or misspelt settings fail here
+    AugmentConfig.from_dict(config.augment)
     sharding.check_batch_divisible(config.global_batch, "config.global_batch")
     sharding.check_batch_divisible(config.eval_batch, "config.eval_batch")
     if config.checkpoint_every_steps % config.log_every_steps:
@@ -94,11 +99,9 @@ def validate(config: ml_collections.ConfigDict):
     return cfg
 
 
-def _transform_kwargs(config, train: bool) -> dict[str, Any]:
-    common = dict(image_size=config.input.image_size, mean=tuple(config.input.mean), std=tuple(config.input.std))
-    if train:
-        return dict(common, recipe=config.augment.to_dict())
-    return dict(common, crop_pct=config.input.crop_pct)
+def _eval_size(config) -> int:
+    """The size images are resized to (shorter side) before the centre image_size view is taken."""
+    return max(config.input.image_size, int(round(config.input.image_size / config.input.crop_pct)))
 
 
 @dataclasses.dataclass
@@ -111,26 +114,32 @@ class _Split:
     memory: SplitData | None = None
     stream: Any = None
 
-    def train_batches(self, config, start: int, total: int, kwargs: dict[str, Any], host: HostSlice):
+    def train_batches(self, config, start: int, total: int, host: HostSlice):
         common = dict(global_batch=config.global_batch, seed=config.seed, start_step=start, num_steps=total,
-                      transform_kwargs=kwargs, host=host)
+                      host=host)
         if self.memory is not None:
             return pipeline.train_batches(self.memory, **common)
-        return pipeline.stream_train_batches(self.stream, self.num_examples, **common,
-                                             shuffle_buffer=config.data.shuffle_buffer)
+        return pipeline.stream_train_batches(
+            self.stream, self.num_examples, **common, image_size=config.input.image_size,
+            recipe=config.augment.recipe, crop_scale=tuple(config.augment.get("crop_scale", (0.08, 1.0))),
+            crop_ratio=tuple(config.augment.get("crop_ratio", (3 / 4, 4 / 3))),
+            shuffle_buffer=config.data.shuffle_buffer)
 
-    def eval_batches(self, batch_size: int, kwargs: dict[str, Any], host: HostSlice):
+    def eval_batches(self, config, host: HostSlice):
+        view = dict(image_size=config.input.image_size, mean=tuple(config.input.mean), std=tuple(config.input.std))
         if self.memory is not None:
-            return pipeline.eval_batches(self.memory, batch_size=batch_size, transform_kwargs=kwargs, host=host)
-        return pipeline.stream_eval_batches(self.stream, self.num_examples, batch_size=batch_size,
-                                            transform_kwargs=kwargs, host=host)
+            return pipeline.eval_batches(self.memory, batch_size=config.eval_batch, **view, host=host)
+        return pipeline.stream_eval_batches(self.stream, self.num_examples, batch_size=config.eval_batch,
+                                            crop_pct=config.input.crop_pct, **view, host=host)
 
 
 def _load(config, key: str) -> _Split:
     data = config.data
     spec, split, limit = data[key], data[f"{key}_split"], data[f"{key}_limit"]
     if not data.get("streaming"):
-        memory = load_split(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir, limit=limit)
+        size = config.input.image_size if key == "train" else _eval_size(config)
+        memory = load_split(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir, limit=limit,
+                            image_size=size)
         return _Split(memory.class_names, len(memory), memory.description, memory=memory)
     stream, num_examples, class_names = tf_dataset(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir)
     if limit:
@@ -142,34 +151,67 @@ def _data(config) -> tuple[_Split, _Split | None]:
     return _load(config, "train"), (_load(config, "eval") if config.data.get("eval") else None)
 
 
-def make_train_step(model, optimizer, schedule, config, num_classes: int):
-    mixing = MixConfig.from_dict(config.mixing)
+def make_augment(config, *, streamed: bool = False):
+    """augment(rng, uint8 images (B, H, W, 3)) → float32 (B, S, S, 3): the config's recipe on the device.
 
-    def step_fn(state: TrainState, batch: dict[str, jax.Array], base_rng: jax.Array):
+    A streamed split arrives cropped by tf.data already, so the device does not crop it again."""
+    recipe = AugmentConfig.from_dict(config.augment)
+    return functools.partial(augment_batch, recipe=recipe, image_size=config.input.image_size,
+                             mean=tuple(config.input.mean), std=tuple(config.input.std), crop=not streamed)
+
+
+def _optimizer(config, schedule):
+    return create_optimizer(schedule, weight_decay=config.optim.weight_decay, b1=config.optim.b1,
+                            b2=config.optim.b2, eps=config.optim.eps, grad_clip_norm=config.optim.grad_clip_norm)
+
+
+def make_train_step(model, config, num_classes: int, augment):
+    """step_fn(state, uint8 batch, base_rng, schedule) → (state, metrics); `schedule` is int32 (2,) holding
+    (warm-up steps, total steps), an argument so that a budgeted run can set its length without recompiling."""
+    mixing = MixConfig.from_dict(config.mixing)
+    peak = peak_learning_rate(config.optim.base_lr, config.global_batch, config.optim.reference_batch)
+
+    def step_fn(state: TrainState, batch: dict[str, jax.Array], base_rng: jax.Array, schedule: jax.Array):
         rng = jax.random.fold_in(base_rng, state.step)
-        mix_rng, dropout_rng = jax.random.split(rng)
-        images, targets = mix_batch(mix_rng, batch["images"], batch["labels"], num_classes, mixing)  # targets (B, K)
+        augment_rng, mix_rng, dropout_rng = jax.random.split(rng, 3)
+        images = augment(augment_rng, batch["images"])  # (B, S, S, 3) float32, normalised
+        images, targets = mix_batch(mix_rng, images, batch["labels"], num_classes, mixing)  # targets (B, K)
+        lr = functools.partial(learning_rate, peak=peak, warmup_steps=schedule[0], total_steps=schedule[1])
 
         def loss_fn(params):
             logits, _ = model.apply({"params": params}, images, train=True, rngs={"dropout": dropout_rng})
             return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        updates, opt_state = _optimizer(config, lr).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["labels"]),
-                   "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step)}
+                   "grad_norm": optax.tree.norm(grads), "learning_rate": lr(state.step)}
         return TrainState(state.step + 1, params, opt_state), metrics
 
     return step_fn
+
+
+def matching_params(given: Any, reference: Any, what: str = "initial parameters") -> Any:
+    """`given` (a parameter tree) as float32 numpy arrays, checked against `reference`'s names and shapes
+    (CheckpointError naming every missing, unexpected or misshapen parameter)."""
+    given_flat = flatten(given)
+    check_tree(shapes(given_flat), shapes(flatten(jax.device_get(reference))), what)
+    return unflatten({name: np.asarray(value, np.float32) for name, value in given_flat.items()})
 
 
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Train (or resume) in `workdir`; returns the final metrics and the export directory."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
+                       budget: TimeBudget | None = None, initial_params: Any = None) -> dict[str, Any]:
+    """Train (or resume) in `workdir`; returns the final metrics and the export directory.
+
+    With a `budget` the run's length (and its learning-rate schedule) is fitted to the time left after timing
+    `budget.calibration_steps` steps; config.num_steps / num_epochs then only bound it from above.
+    `initial_params` (a parameter tree of the config's model) starts a new run, with a fresh optimizer and
+    schedule, from another run's weights; a workdir that holds checkpoints resumes from them instead."""
     workdir = Path(workdir)
     sharding.initialize_distributed()
     cfg = validate(config)
@@ -181,11 +223,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     steps_per_epoch = train.num_examples // config.global_batch
     total_steps = int(config.num_steps or config.num_epochs * steps_per_epoch)
-    schedule = learning_rate_schedule(config.optim.base_lr, config.global_batch,
-                                      int(config.optim.warmup_epochs * steps_per_epoch), total_steps,
-                                      config.optim.reference_batch)
-    optimizer = create_optimizer(schedule, weight_decay=config.optim.weight_decay, b1=config.optim.b1,
-                                 b2=config.optim.b2, eps=config.optim.eps, grad_clip_norm=config.optim.grad_clip_norm)
+    warmup_steps = int(config.optim.warmup_epochs * steps_per_epoch)
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
     model = cfg.build(COMPUTE_DTYPES[config.dtype], execution(config))
@@ -194,7 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     def init_state(rng):
         image = jnp.zeros((1, cfg.image_size, cfg.image_size, cfg.in_channels), jnp.float32)
         params = cfg.build().init(rng, image)["params"]
-        return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+        return TrainState(jnp.zeros((), jnp.int32), params, _optimizer(config, lambda step: 0.0).init(params))
 
     state = init_state(jax.random.key(config.seed))
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
@@ -203,32 +241,62 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     start = checkpoints.latest_step() or 0
     if start:
         state = checkpoints.restore(start, state)
+    elif initial_params is not None:  # another run's weights, a new optimizer state and schedule
+        params = matching_params(initial_params, state.params)
+        state = TrainState(state.step, sharding.replicate(params, mesh),
+                           jax.jit(_optimizer(config, lambda step: 0.0).init, out_shardings=replicated)(params))
     writer = MetricWriter(workdir, resume_step=start)
 
-    train_step = jax.jit(make_train_step(model, optimizer, schedule, config, cfg.num_classes),
-                         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+    augment = make_augment(config, streamed=train.stream is not None)
+    train_step = jax.jit(make_train_step(model, config, cfg.num_classes, augment),
+                         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated, replicated),
                          out_shardings=(replicated, replicated), donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(model), out_shardings=replicated)
     all_finite = jax.jit(_all_finite)
-    eval_kwargs = _transform_kwargs(config, train=False)
 
     def evaluate(params) -> dict[str, float]:
-        batches = evaluation.eval_batches(config.eval_batch, eval_kwargs, host)
-        result = evaluate_batches(eval_step, params, batches, mesh)
+        result = evaluate_batches(eval_step, params, evaluation.eval_batches(config, host), mesh)
         return {f"eval/{k}": v for k, v in result.items() if k != "count"}
 
+    def schedule_array():
+        return np.asarray([min(warmup_steps, total_steps), total_steps], np.int32)
+
+    schedule = schedule_array()
+    calibrate = (start + 2, start + 2 + budget.calibration_steps) if budget else None
     base_rng = jax.random.key(config.seed + 1)
-    batches = train.train_batches(config, start, total_steps, _transform_kwargs(config, train=True), host)
+    batches = train.train_batches(config, start, total_steps, host)
     progress = tqdm(total=total_steps, initial=start, unit="step", disable=jax.process_index() != 0,
                     dynamic_ncols=True, desc="train", mininterval=0.1 if sys.stderr.isatty() else 30.0)
-    pending, eval_metrics, tick, last_good = [], {}, time.perf_counter(), start
+    pending, eval_metrics, tick, last_good, eval_seconds = [], {}, time.perf_counter(), start, 0.0
+    done = start
     try:
-        for step in range(start, total_steps):
+        step = start
+        while step < total_steps:
             batch = sharding.global_batch_array(next(batches), mesh)
-            state, metrics = train_step(state, batch, base_rng)
+            state, metrics = train_step(state, batch, base_rng, schedule)
             pending.append(metrics)
-            done = step + 1
+            step = done = step + 1
             progress.update(1)
+            if calibrate and done in calibrate:  # time the compiled step, then fit the run to the budget
+                jax.block_until_ready(state.step)
+                if done == calibrate[0]:
+                    calibration_start = time.perf_counter()
+                else:
+                    per_step = (time.perf_counter() - calibration_start) / budget.calibration_steps
+                    total_steps = budget.fit_steps(done, per_step)
+                    if evaluation is not None:  # room for the periodic evaluations (a few seconds each)
+                        evals = total_steps // config.eval_every_steps + 1
+                        total_steps = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds * evals)
+                    warmup_steps = min(warmup_steps, total_steps // 10)  # a short run warms up for ≤ 10%
+                    schedule = schedule_array()
+                    batches = train.train_batches(config, done, total_steps, host)
+                    progress.total = total_steps
+                    writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_steps": total_steps,
+                                        "budget/warmup_steps": warmup_steps})
+            out_of_time = budget is not None and budget.must_stop() and done < total_steps
+            if out_of_time:
+                progress.write(f"step {done}: the time budget is spent; stopping {total_steps - done} steps early")
+                total_steps = done
             log_now = done % config.log_every_steps == 0 or done == total_steps
             eval_now = evaluation is not None and (done % config.eval_every_steps == 0 or done == total_steps)
             save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
@@ -248,9 +316,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 progress.set_postfix(loss=f"{averaged['loss']:.4f}", img_s=f"{averaged['images_per_second']:.0f}")
                 pending = []
             if eval_now:
+                began = time.perf_counter()
                 eval_metrics = evaluate(state.params)
+                eval_seconds = time.perf_counter() - began
                 writer.write(done, eval_metrics)
                 progress.write(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()))
+                tick += eval_seconds  # images/s counts training time only
             if save_now:
                 checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
                 last_good = done
@@ -265,9 +336,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if jax.process_index() == 0:
         save_checkpoint(export, cfg, params, class_names=train.class_names,
                         preprocess=_preprocess_record(config), weights_dtype="float32",
-                        metadata=_export_metadata(config, train.description, total_steps, final_eval))
+                        metadata=_export_metadata(config, train.description, done, final_eval))
     return {"step": int(state.step), "export": export, "devices": jax.device_count(),
-            "processes": jax.process_count(), "params_sha256": params_fingerprint(params), **final_eval}
+            "processes": jax.process_count(), "params_sha256": params_fingerprint(params),
+            "images_seen": int(state.step) * config.global_batch, "eval_seconds": eval_seconds, **final_eval}
 
 
 def params_fingerprint(params) -> str:

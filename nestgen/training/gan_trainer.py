@@ -5,12 +5,14 @@ DiffAugment on both of D's inputs, Adam β = (0, 0.99), a generator EMA with a h
 up early on), a tracked mean of w for truncation, data parallel over every device of every host, orbax
 checkpoints with exact resume (data order and rngs are functions of the step), a NaN guard, hierarchical metrics
 (`gan/D/loss`, `gan/G/loss`, `gan/D/r1`, …), fixed-latent sample grids, periodic FID of the EMA generator, and
-the EMA generator (and the discriminator) exported as nestgen checkpoint directories after every save.
+the EMA generator (and the discriminator) exported as nestgen checkpoint directories after every save (and the
+best EMA generator by FID to `export_best`). Images seen are counted in the state, so they stay exact when a
+resumed run changes its batch size, and no sample grid is ever written twice. An optional wall-clock budget
+(`TimeBudget`) fits the run's length to the time left. Training data stays uint8 until the device; no TensorFlow.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import sys
@@ -30,13 +32,20 @@ from tqdm import tqdm
 from nestgen.convert.checkpoint import Checkpoint, save_checkpoint
 from nestgen.data.diffaugment import POLICIES, diff_augment
 from nestgen.data.pipeline import HostSlice, train_batches
-from nestgen.data.sources import SplitData, load_split, parse_data_spec
+from nestgen.data.sources import load_split, parse_data_spec
 from nestgen.evaluation.sampling import W_AVG_KEY, grid, latents, save_png, to_uint8
 from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_penalty
 from nestgen.models.registry import get_config
 from nestgen.training import sharding
+from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
-from nestgen.training.classifier_trainer import COMPUTE_DTYPES, TrainingDiverged, execution, params_fingerprint
+from nestgen.training.classifier_trainer import (
+    COMPUTE_DTYPES,
+    TrainingDiverged,
+    execution,
+    matching_params,
+    params_fingerprint,
+)
 from nestgen.training.metrics import MetricWriter
 
 
@@ -49,6 +58,7 @@ class GanState:
     g_opt: Any
     d_opt: Any
     w_avg: jax.Array  # (num_classes or 1, w_dim): tracked mean of w per class, the truncation centre
+    images_seen: jax.Array  # int32: real images shown to D so far (exact even if the batch size changed)
 
 
 def model_configs(config: ml_collections.ConfigDict):
@@ -81,14 +91,6 @@ def augment_policy(config) -> tuple[str, ...]:
     return policy
 
 
-def intervals(config) -> dict[str, int]:
-    """Logging, sampling, checkpoint and FID intervals in steps (from images; 0 = never) and the total steps."""
-    every = lambda images: max(1, round(images / config.global_batch)) if images else 0  # noqa: E731
-    return {"total": math.ceil(config.total_images / config.global_batch), "log": every(config.log_every_images),
-            "sample": every(config.sample_every_images), "checkpoint": every(config.checkpoint_every_images),
-            "fid": every(config.fid.every_images)}
-
-
 def validate(config: ml_collections.ConfigDict):
     """Check everything that can be checked before loading data or compiling; returns (G config, D config)."""
     g_cfg, d_cfg = model_configs(config)
@@ -103,8 +105,9 @@ def validate(config: ml_collections.ConfigDict):
     if not 0 <= config.w_avg_beta < 1 or config.ema.half_life_images < 0:
         raise ValueError("config.w_avg_beta must be in [0, 1) and config.ema.half_life_images ≥ 0")
     sharding.check_batch_divisible(config.global_batch, "config.global_batch")
-    steps = intervals(config)
-    if not steps["log"] or steps["checkpoint"] % steps["log"]:
+    if config.global_batch < 1 or config.total_images < 1:
+        raise ValueError("config.global_batch and config.total_images must be positive")
+    if not config.log_every_images or config.checkpoint_every_images % config.log_every_images:
         raise ValueError("config.checkpoint_every_images must be a multiple of config.log_every_images (so a "
                          "resumed run logs exactly what an uninterrupted one would)")
     spec = parse_data_spec(config.data.train)
@@ -187,16 +190,27 @@ def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, laten
                              w_avg=w_avg), metrics
 
     def train_step(state: GanState, batch, base_rng, r1: bool):
-        """One iteration: D step, G step, EMA update; step + 1."""
-        d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
+        """One iteration on a uint8 batch: x-flips (if configured), D step, G step, EMA update; step + 1."""
+        flip_rng, d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step), 3)
+        batch = {**batch, "images": real_images(flip_rng, batch["images"], config.data.xflip)}
         state, d_metrics = d_step(state, batch, d_rng, r1)
         state, g_metrics = g_step(state, batch, g_rng)
-        images_seen = (state.step + 1) * batch["images"].shape[0]
+        images_seen = state.images_seen + batch["images"].shape[0]
         beta = ema_beta(images_seen, batch["images"].shape[0], config.ema.half_life_images, config.ema.rampup)
-        state = state.replace(step=state.step + 1, g_ema=ema_update(state.g_ema, state.g_params, beta))
+        state = state.replace(step=state.step + 1, g_ema=ema_update(state.g_ema, state.g_params, beta),
+                              images_seen=images_seen)
         return state, {**d_metrics, **g_metrics, "gan/G/ema_beta": beta}
 
     return d_step, g_step, train_step
+
+
+def real_images(rng: jax.Array, images: jax.Array, xflip: bool) -> jax.Array:
+    """uint8 (B, H, W, 3) → float32 in [-1, 1], each image mirrored left-right with probability 1/2 if `xflip`."""
+    x = images.astype(jnp.float32) / 127.5 - 1.0
+    if not xflip:
+        return x
+    flip = jax.random.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))  # (B, 1, 1, 1)
+    return jnp.where(flip, x[:, :, ::-1], x)
 
 
 def create_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
@@ -210,19 +224,7 @@ def init_state(g_cfg, d_cfg, g_optimizer, d_optimizer, rng: jax.Array) -> GanSta
     d_params = d_cfg.build().init(d_rng, *d_cfg.example_inputs())["params"]
     w_avg = jnp.zeros((max(g_cfg.num_classes, 1), g_cfg.w_dim), jnp.float32)
     return GanState(jnp.zeros((), jnp.int32), g_params, d_params, g_params, g_optimizer.init(g_params),
-                    d_optimizer.init(d_params), w_avg)
-
-
-def resize_split(data: SplitData, size: int) -> SplitData:
-    """Resample a split to the generator's resolution once, in memory (box filter down, bicubic up)."""
-    if data.images.shape[1:3] == (size, size):
-        return data
-    from PIL import Image
-
-    down = data.images.shape[1] > size
-    images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BOX if down else Image.BICUBIC))
-                       for im in data.images])  # (N, size, size, 3)
-    return dataclasses.replace(data, images=images, description=f"{data.description} resized to {size}x{size}")
+                    d_optimizer.init(d_params), w_avg, jnp.zeros((), jnp.int32))
 
 
 def _all_finite(tree) -> jax.Array:
@@ -265,21 +267,23 @@ def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
-                       fid_fn: Callable[[Checkpoint], dict[str, float]] | None = None) -> dict[str, Any]:
+                       fid_fn: Callable[[Checkpoint], dict[str, float]] | None = None, *,
+                       budget: TimeBudget | None = None, initial: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or resume) in `workdir`; returns the final metrics and the export directories.
+
+    `initial` ({"g_params", "d_params", "g_ema", "w_avg", "images_seen"}) starts from another run's networks with
+    fresh optimizer states (scripts/campaign.py --resume); a workdir that holds checkpoints resumes from them.
 
     `fid_fn(checkpoint) -> {"fid/…": value}` evaluates the EMA generator every `fid.every_images` images (default:
     clean-fid as configured in `config.fid`); the checkpoint with the lowest first value is kept as the best."""
     workdir = Path(workdir)
     sharding.initialize_distributed()
     g_cfg, d_cfg = validate(config)
-    steps = intervals(config)
     host = HostSlice(jax.process_index(), jax.process_count())
-    if steps["fid"] and fid_fn is None:
+    if config.fid.every_images and fid_fn is None:
         fid_fn = clean_fid_fn(config.fid)  # before TensorFlow loads (torchvision must come first)
     data = load_split(config.data.train, config.data.train_split, data_dir=config.data.data_dir,
-                      cache_dir=config.data.cache_dir, limit=config.data.train_limit)
-    data = resize_split(data, g_cfg.image_size)
+                      cache_dir=config.data.cache_dir, limit=config.data.train_limit, image_size=g_cfg.image_size)
     if g_cfg.conditional and len(data.class_names) != g_cfg.num_classes:
         raise ValueError(f"the training data has {len(data.class_names)} classes but the generator has "
                          f"{g_cfg.num_classes}: set generator.overrides.num_classes={len(data.class_names)}")
@@ -292,11 +296,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     state = jax.jit(functools.partial(init_state, g_cfg, d_cfg, g_optimizer, d_optimizer),
                     out_shardings=replicated)(jax.random.key(config.seed))
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
-                                   best_metric="fid/best_key" if steps["fid"] else None, best_mode="min",
+                                   best_metric="fid/best_key" if config.fid.every_images else None, best_mode="min",
                                    asynchronous=config.async_checkpoints)
     start = checkpoints.latest_step() or 0
     if start:
         state = checkpoints.restore(start, state)
+    elif initial is not None:  # another run's networks; fresh Adam moments
+        g_params = matching_params(initial["g_params"], state.g_params, "the generator to continue")
+        d_params = matching_params(initial["d_params"], state.d_params, "the discriminator to continue")
+        g_ema = matching_params(initial["g_ema"], state.g_ema, "the EMA generator to continue")
+        state = jax.device_put(GanState(
+            state.step, g_params, d_params, g_ema, g_optimizer.init(g_params), d_optimizer.init(d_params),
+            np.asarray(initial["w_avg"], np.float32).reshape(state.w_avg.shape),
+            np.asarray(int(initial["images_seen"]), np.int32)), replicated)
     writer = MetricWriter(workdir, resume_step=start)
 
     *_, step_fn = make_steps(generator, discriminator, g_optimizer, d_optimizer, config, g_cfg.latent_dim)
@@ -309,49 +321,71 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     samples_dir = workdir / "samples"
 
     def save_grid(params, name: str):
-        if jax.process_index() == 0:
-            save_png(grid(to_uint8(render(params, grid_z, grid_labels)), config.grid.columns), samples_dir / name)
+        path = samples_dir / name
+        if jax.process_index() == 0 and not path.exists():  # never overwrite what an earlier run wrote
+            save_png(grid(to_uint8(render(params, grid_z, grid_labels)), config.grid.columns), path)
 
-    metadata = lambda done: {"trained_by": "nestgen.training.gan_trainer",  # noqa: E731
-                             "train_data": data.description, "steps": done, "images_seen": done * config.global_batch,
-                             "global_batch": config.global_batch, "devices": jax.device_count(),
-                             "device_kind": jax.devices()[0].device_kind, "discriminator": d_cfg.to_dict(),
-                             "config": config.to_dict()}
+    def metadata(done: int, seen: int) -> dict[str, Any]:
+        return {"trained_by": "nestgen.training.gan_trainer", "train_data": data.description, "steps": done,
+                "images_seen": seen, "global_batch": config.global_batch, "devices": jax.device_count(),
+                "device_kind": jax.devices()[0].device_kind, "discriminator": d_cfg.to_dict(),
+                "config": config.to_dict()}
 
-    def export(done: int, metrics: dict[str, float]):
+    def export(name: str, done: int, seen: int, metrics: dict[str, float], discriminator: bool = True):
         if jax.process_index() != 0:
             return
-        ckpt = generator_checkpoint(g_cfg, state, data.class_names, {**metadata(done), "metrics": metrics})
-        save_checkpoint(workdir / "export", g_cfg, ckpt.params, class_names=data.class_names,
+        ckpt = generator_checkpoint(g_cfg, state, data.class_names, {**metadata(done, seen), "metrics": metrics})
+        save_checkpoint(workdir / name, g_cfg, ckpt.params, class_names=data.class_names,
                         preprocess=ckpt.preprocess, metadata=ckpt.metadata)
-        save_checkpoint(workdir / "export_discriminator", d_cfg, jax.device_get(state.d_params),
-                        class_names=data.class_names if d_cfg.num_classes else [], preprocess=ckpt.preprocess,
-                        metadata=metadata(done))
+        if discriminator:
+            save_checkpoint(workdir / f"{name}_discriminator", d_cfg, jax.device_get(state.d_params),
+                            class_names=data.class_names if d_cfg.num_classes else [], preprocess=ckpt.preprocess,
+                            metadata=metadata(done, seen))
 
     if start == 0 and jax.process_index() == 0:
         reals = data.images[: len(grid_z)]
         save_png(grid(reals, config.grid.columns), samples_dir / "reals.png")
         save_grid(state.g_ema, "fakes_init.png")
 
-    transform = {"image_size": g_cfg.image_size, "mean": (0.5,) * 3, "std": (0.5,) * 3,  # uint8 → [-1, 1]
-                 "recipe": {"recipe": "cifar" if config.data.xflip else "none", "pad": 0,  # x-flips only
-                            "randaugment_layers": 0, "random_erasing": 0.0}}
-    batches = train_batches(data, global_batch=config.global_batch, seed=config.seed, start_step=start,
-                            num_steps=steps["total"], transform_kwargs=transform, host=host)
+    batch_size = config.global_batch
+    total_images = int(config.total_images)
+    every = {"log": config.log_every_images, "sample": config.sample_every_images,
+             "checkpoint": config.checkpoint_every_images, "fid": config.fid.every_images}
+    seen = int(jax.device_get(state.images_seen))
+    calibrate = (start + 2, start + 2 + budget.calibration_steps) if budget else None
     base_rng = jax.random.key(config.seed + 1)
-    progress = tqdm(total=steps["total"] * config.global_batch, initial=start * config.global_batch, unit="img",
-                    unit_scale=True, disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN",
+    progress = tqdm(total=total_images, initial=seen, unit="img", unit_scale=True,
+                    disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN",
                     mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
-    pending, fid_metrics, tick, last_good = [], {}, time.perf_counter(), start
+    pending, fid_metrics, tick, last_good, best_fid = [], {}, time.perf_counter(), start, math.inf
+    step = done = start
     try:
-        for step in range(start, steps["total"]):
-            batch = sharding.global_batch_array(next(batches), mesh)
+        while seen < total_images:
+            index = train_batches(data, global_batch=batch_size, seed=config.seed, start_step=step,
+                                  num_steps=step + 1, host=host)
+            batch = sharding.global_batch_array(next(index), mesh)
             state, metrics = train_step(state, batch, base_rng, step % config.loss.r1_every == 0)
             pending.append(metrics)
-            done = step + 1
-            progress.update(config.global_batch)
-            due = {k: bool(steps[k]) and (done % steps[k] == 0 or done == steps["total"]) for k in steps}
-            if not any(due[k] for k in ("log", "sample", "checkpoint", "fid")):
+            before, seen, step = seen, seen + batch_size, step + 1
+            done = step
+            progress.update(batch_size)
+            if calibrate and done in calibrate:  # time the compiled step, then fit the run to the budget
+                jax.block_until_ready(state.step)
+                if done == calibrate[0]:
+                    calibration_start = time.perf_counter()
+                else:
+                    per_step = (time.perf_counter() - calibration_start) / budget.calibration_steps
+                    fids = (total_images // every["fid"] + 1) if every["fid"] else 0
+                    steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds * min(fids, 20))
+                    total_images = seen + steps_left * batch_size
+                    progress.total = total_images
+                    writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
+            if budget is not None and budget.must_stop() and seen < total_images:
+                progress.write(f"{seen} images: the time budget is spent; stopping {total_images - seen} images early")
+                total_images = seen
+            last = seen >= total_images
+            due = {k: bool(v) and (seen // v > before // v or last) for k, v in every.items()}
+            if not any(due.values()):
                 continue
             if pending:
                 fetched = jax.device_get(pending)  # R1 appears only in the steps that computed it
@@ -364,29 +398,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                         f"checkpoint, in {checkpoints.directory}. Lower optim.g_lr / optim.d_lr or raise "
                         "loss.r1_gamma, then resume from that checkpoint.")
                 elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-                averaged["gan/images_per_second"] = len(pending) * config.global_batch / max(elapsed, 1e-9)
-                averaged["gan/images_seen"] = done * config.global_batch
+                averaged["gan/images_per_second"] = len(pending) * batch_size / max(elapsed, 1e-9)
+                averaged["gan/images_seen"] = seen
                 writer.write(done, averaged)
                 progress.set_postfix(D=f"{averaged['gan/D/loss']:.3f}", G=f"{averaged['gan/G/loss']:.3f}")
                 pending = []
             if due["sample"]:
-                save_grid(state.g_ema, f"fakes_{done * config.global_batch:09d}.png")
+                save_grid(state.g_ema, f"fakes_{seen:09d}.png")
             if due["fid"]:
-                fid_metrics = fid_fn(generator_checkpoint(g_cfg, state, data.class_names, metadata(done)))
-                writer.write(done, fid_metrics)
-                progress.write(f"{done * config.global_batch} images: " +
-                               ", ".join(f"{k} {v:.3f}" for k, v in fid_metrics.items()))
+                began = time.perf_counter()
+                fid_metrics = fid_fn(generator_checkpoint(g_cfg, state, data.class_names, metadata(done, seen)))
+                writer.write(done, {**fid_metrics, "gan/images_seen": seen})
+                progress.write(f"{seen} images: " + ", ".join(f"{k} {v:.3f}" for k, v in fid_metrics.items()))
+                if next(iter(fid_metrics.values())) < best_fid:  # the best EMA generator so far, kept apart
+                    best_fid = next(iter(fid_metrics.values()))
+                    export("export_best", done, seen, fid_metrics, discriminator=False)
+                tick += time.perf_counter() - began  # images/s counts training time only
             if due["checkpoint"]:
                 best = {"fid/best_key": next(iter(fid_metrics.values()))} if due["fid"] and fid_metrics else None
                 checkpoints.save(done, state, metrics=best)
-                export(done, fid_metrics if due["fid"] else {})
+                export("export", done, seen, fid_metrics if due["fid"] else {})
                 last_good = done
     finally:
         progress.close()
         checkpoints.close()
         writer.close()
 
-    return {"step": int(state.step), "images_seen": int(state.step) * config.global_batch,
+    return {"step": int(state.step), "images_seen": int(jax.device_get(state.images_seen)),
             "export": workdir / "export", "devices": jax.device_count(), "processes": jax.process_count(),
             "g_ema_sha256": params_fingerprint(jax.device_get(state.g_ema)),
-            "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics}
+            "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics,
+            "networks": {"g_params": jax.device_get(state.g_params), "d_params": jax.device_get(state.d_params),
+                         "w_avg": np.asarray(jax.device_get(state.w_avg))}}

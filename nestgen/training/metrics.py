@@ -1,12 +1,14 @@
 """Metrics to TensorBoard event files, a JSONL log and the console; only process 0 writes.
 
 On resume the JSONL log is cut back to the restored step, so it reads exactly like a run that never stopped.
+Event files are written with the `tensorboard` package's own writer and protos: no TensorFlow needed.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,11 @@ class MetricWriter:
             self.path.write_text("".join(line + "\n" for line in kept))
         if tensorboard:
             try:
-                import tensorflow as tf
-
-                self._tb = tf.summary.create_file_writer(str(Path(workdir) / "tensorboard"))
-            except ImportError:
+                from tensorboard.summary.writer.event_file_writer import EventFileWriter
+            except ImportError:  # the `train` extra brings it; JSONL and the console still work without
                 self._tb = None
+            else:
+                self._tb = EventFileWriter(str(Path(workdir) / "tensorboard"))
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
@@ -40,12 +42,12 @@ class MetricWriter:
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
         if self._tb is not None:
-            import tensorflow as tf
+            from tensorboard.compat.proto import event_pb2, summary_pb2
 
-            with self._tb.as_default(step=step):
-                for name, value in values.items():
-                    if math.isfinite(value):
-                        tf.summary.scalar(name, value)
+            scalars = [summary_pb2.Summary.Value(tag=name, simple_value=value)
+                       for name, value in values.items() if math.isfinite(value)]
+            self._tb.add_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                               summary=summary_pb2.Summary(value=scalars)))
             self._tb.flush()
 
     def records(self) -> list[dict[str, Any]]:

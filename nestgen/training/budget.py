@@ -1,0 +1,48 @@
+"""Train for a wall-clock budget: measure the step time in the first steps, then fix the run's length to it.
+
+A borrowed accelerator comes for minutes, not epochs (scripts/campaign.py). The trainers take a `TimeBudget`:
+they run `calibration_steps` steps after compilation, time them, and set the number of steps (and with it the
+learning-rate schedule, whose length is an argument of the compiled train step, so nothing compiles again) so
+that training, the evaluations and the final save all end before the deadline. If the machine slows down, the
+trainers stop early at the last moment that still leaves `reserve_seconds`, and save.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+
+@dataclasses.dataclass
+class TimeBudget:
+    """`deadline` is a time.monotonic() value; `reserve_seconds` is kept for the final evaluation, export and save."""
+
+    deadline: float
+    reserve_seconds: float = 30.0
+    calibration_steps: int = 20
+    max_steps: int | None = None  # never more than this many steps (e.g. the config's own length)
+    eval_seconds: float = 3.0  # expected cost of one periodic evaluation, reserved for each
+
+    @classmethod
+    def from_minutes(cls, minutes: float, *, started: float | None = None, **kwargs) -> TimeBudget:
+        """A budget of `minutes` counted from `started` (time.monotonic(), default now): compile time included."""
+        if not minutes > 0:
+            raise ValueError(f"a time budget must be positive, got {minutes} minutes")
+        return cls(deadline=(time.monotonic() if started is None else started) + 60.0 * minutes, **kwargs)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once it has passed)."""
+        return self.deadline - time.monotonic()
+
+    def fit_steps(self, done: int, seconds_per_step: float, overhead_seconds: float = 0.0) -> int:
+        """The total step count that ends `reserve_seconds + overhead_seconds` before the deadline (≥ done + 1)."""
+        if not seconds_per_step > 0:
+            raise ValueError(f"seconds per step must be positive, got {seconds_per_step}")
+        left = self.remaining() - self.reserve_seconds - overhead_seconds
+        total = done + max(1, math.floor(left / seconds_per_step))
+        return min(total, self.max_steps) if self.max_steps else total
+
+    def must_stop(self) -> bool:
+        """True once only the reserve is left: save now."""
+        return self.remaining() <= self.reserve_seconds

@@ -1,0 +1,127 @@
+"""The GPU window's benchmark rows in one short call (README "The GPU window"): one JSON file.
+
+  python scripts/benchmark_window.py --out $OUT/benchmark.json                       # on the H200, ≤ 2 minutes
+  python scripts/benchmark_window.py --out b.json --dtype float32 --small             # the CPU check (tiny models)
+
+Rows: classifier train step img/s and MFU for NesT-T 32×32 (plain and fused attention) and NesT-B 224; the GAN
+(configs/gan_cifar10.py:h200 networks) train step img/s; generator sampling img/s at 32/64/128 px; the on-device
+augmentation (full CIFAR recipe) img/s against NesT-T's train step; XLA's memory estimate per program and the
+device's peak memory. MFU = 3 × forward FLOPs (XLA's count) × img/s over the datasheet peak of the device
+(nestgen.evaluation.timing.PEAK_FLOPS); no peak is known for CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def classifier_row(name: str, batch: int, dtype: str, execution: str, min_seconds: float) -> dict:
+    import jax
+    from benchmark_classifier import EXECUTIONS, nestgen_steps
+
+    from nestgen.evaluation.timing import peak_flops, throughput
+    from nestgen.models.registry import get_config
+
+    steps = nestgen_steps(get_config(name), batch, dtype, EXECUTIONS[execution])
+    rate = throughput(steps.train_step, batch, min_seconds=min_seconds)
+    peak = peak_flops(jax.devices()[0].device_kind, dtype)
+    achieved = 3 * steps.gflops_per_image * 1e9 * rate
+    return {"row": "classifier train", "variant": name, "batch": batch, "dtype": dtype, "execution": execution,
+            "images_per_second": round(rate, 1), "train_tflops_per_second": round(achieved / 1e12, 2),
+            "mfu": round(achieved / peak, 4) if peak else None, "xla_memory_bytes": steps.train_memory_bytes}
+
+
+def augment_row(batch: int, image_size: int, min_seconds: float) -> dict:
+    import jax
+    import numpy as np
+
+    from nestgen.data.augment import AugmentConfig, augment_batch
+    from nestgen.evaluation.timing import throughput
+
+    images = np.random.default_rng(0).integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
+    images = jax.device_put(images)
+    run = jax.jit(lambda key, x: augment_batch(key, x, recipe=AugmentConfig(), image_size=image_size,
+                                               mean=(0.5,) * 3, std=(0.25,) * 3))
+    counter = [0]
+
+    def step():
+        counter[0] += 1
+        run(jax.random.key(counter[0]), images).block_until_ready()
+
+    return {"row": "augmentation (full CIFAR recipe)", "batch": batch,
+            "images_per_second": round(throughput(step, batch, min_seconds=min_seconds), 1)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    parser.add_argument("--batch", type=int, default=256, help="NesT-T, the GAN and the augmentation")
+    parser.add_argument("--big-batch", type=int, default=128, help="NesT-B 224")
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per row")
+    parser.add_argument("--small", action="store_true", help="micro models and small batches: a CPU check")
+    args = parser.parse_args(argv)
+
+    import jax
+    from benchmark_generator import measure_sampling, measure_train_step
+
+    from nestgen.evaluation.timing import device_peak_memory_bytes, machine
+
+    small = args.small
+    tiny, big = ("nest_micro_32", "nest_micro_32") if small else ("nest_tiny_s16_32", "nest_base_s196_224")
+    generators = ("nest_gen_micro_32",) if small else ("nest_gen_32", "nest_gen_64", "nest_gen_128")
+    gan = ("nest_gen_micro_32_cond", "conv_disc_micro_32") if small else ("nest_gen_32_cond", "conv_disc_32")
+    timing = {"min_seconds": args.min_seconds}
+    started, rows, errors = time.perf_counter(), [], []
+
+    def attempt(label: str, make):
+        try:
+            row = make()
+            row["seconds"] = round(time.perf_counter() - began, 1)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        except Exception as error:  # one failing row (e.g. out of memory) must not lose the others
+            errors.append(f"{label}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
+            print(errors[-1], file=sys.stderr, flush=True)
+
+    for execution in ("plain", "fused"):
+        began = time.perf_counter()
+        attempt(f"{tiny} {execution}", lambda e=execution: classifier_row(tiny, args.batch, args.dtype, e,
+                                                                          args.min_seconds))
+    began = time.perf_counter()
+    attempt(f"{big}", lambda: classifier_row(big, args.big_batch, args.dtype, "plain", args.min_seconds))
+    began = time.perf_counter()
+    attempt("augmentation", lambda: augment_row(args.batch, 32, args.min_seconds))
+    began = time.perf_counter()
+    attempt("gan", lambda: {"row": "GAN train step (D + G + EMA, lazy R1)",
+                            **measure_train_step(*gan, args.batch, timing, args.dtype)})
+    for name in generators:
+        began = time.perf_counter()
+        attempt(name, lambda n=name: {"row": "generator sampling", **measure_sampling(n, args.batch, timing,
+                                                                                      args.dtype)})
+    train = next((r for r in rows if r.get("variant") == tiny and r.get("execution") == "plain"), None)
+    augment = next((r for r in rows if r["row"].startswith("augmentation")), None)
+    result = {"machine": machine(), "device_kind": jax.devices()[0].device_kind, "dtype": args.dtype, "rows": rows,
+              "augmentation_over_train_step": round(augment["images_per_second"] / train["images_per_second"], 2)
+              if train and augment else None,
+              "device_peak_memory_bytes": device_peak_memory_bytes(), "errors": errors,
+              "seconds": round(time.perf_counter() - started, 1)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    from nestgen.runtime import keep_freed_memory
+
+    keep_freed_memory()
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""The GPU-window campaign, dry run on the CPU: the exact command at --smoke size with TensorFlow unimportable,
+every output within the window's limits, a second window continuing the first, and the packaging command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nestgen.convert.checkpoint import load_checkpoint
+from nestgen.convert.shards import ShardError, read_sharded, shard_paths, write_sharded
+from nestgen.training.budget import TimeBudget
+
+ROOT = Path(__file__).resolve().parents[1]
+# TensorFlow and tfds made unimportable before anything else runs: an import anywhere fails the run.
+NO_TF = ("import sys, runpy; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None; "
+         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def _campaign(*args: str, cache: Path, timeout: int = 900) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", NESTGEN_CACHE=str(cache))
+    command = [sys.executable, "-c", NO_TF, str(ROOT / "scripts" / "campaign.py"), *args]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _within_limits(out: Path) -> None:
+    files = list(out.iterdir())
+    assert len(files) <= 8 and all(p.is_file() and p.stat().st_size <= 16 * 2**20 for p in files)
+
+
+def test_shards_round_trip_and_refuse_an_incomplete_set(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {f"layer_{i}/kernel": rng.standard_normal((64, 64)).astype(np.float16) for i in range(5)}
+    paths = write_sharded(tmp_path, "model", arrays, metadata={"run": "x"}, max_bytes=3 * 64 * 64 * 2)
+    assert [p.name for p in paths] == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    joined, metadata = read_sharded(tmp_path, "model")
+    assert metadata == {"run": "x"} and set(joined) == set(arrays)
+    assert all(np.array_equal(joined[k], v) and joined[k].dtype == np.float16 for k, v in arrays.items())
+    write_sharded(tmp_path, "model", arrays)  # a save cut differently replaces the earlier shards
+    assert [p.name for p in shard_paths(tmp_path, "model")] == ["model.safetensors"]
+    write_sharded(tmp_path, "model", arrays, max_bytes=3 * 64 * 64 * 2)
+    paths[1].unlink()
+    with pytest.raises(ShardError, match="incomplete"):
+        read_sharded(tmp_path, "model")
+    with pytest.raises(ShardError, match="more than one shard"):
+        write_sharded(tmp_path, "big", {"x": np.zeros(100, np.float32)}, max_bytes=100)
+
+
+def test_time_budget_fits_the_steps_to_the_time_left():
+    budget = TimeBudget(deadline=time.monotonic() + 100.0, reserve_seconds=10.0)
+    assert 10 + 88 <= budget.fit_steps(10, 1.0) <= 10 + 90  # 90 s left after the reserve, 1 s a step
+    assert budget.fit_steps(10, 1.0, overhead_seconds=40.0) <= 10 + 50
+    assert TimeBudget(deadline=time.monotonic() + 100.0, max_steps=30).fit_steps(0, 0.01) == 30
+    assert TimeBudget(deadline=time.monotonic() - 1.0).fit_steps(5, 1.0) == 6 and \
+        TimeBudget(deadline=time.monotonic() + 5.0, reserve_seconds=10.0).must_stop()
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudget.from_minutes(0)
+
+
+@pytest.mark.parametrize("job", ["classifier", "gan"])
+def test_campaign_dry_run_resume_and_package_without_tensorflow(job, tmp_path):
+    cache = tmp_path / "cache"
+    first = _campaign("--job", job, "--minutes", "3", "--out", str(tmp_path / "w1"), "--smoke", cache=cache)
+    _within_limits(tmp_path / "w1")
+    names = set(first["files"])
+    assert {"config.json", "metrics.jsonl"} <= names and first["problems"] == []
+    assert any(n.startswith("model") for n in names) and any(n.startswith("resume") for n in names)
+    assert ("samples.png" if job == "gan" else "eval.json") in names
+    assert first["windows"] == 1 and first["images_seen"] > 0 and first["wall_seconds"] < 3 * 60
+    records = [json.loads(line) for line in (tmp_path / "w1" / "metrics.jsonl").read_text().splitlines()]
+    assert any("budget/seconds_per_step" in r for r in records)  # the run was fitted to its budget
+    if job == "classifier":
+        assert 0.0 <= first["eval/top1"] <= 1.0
+
+    second = _campaign("--job", job, "--minutes", "3", "--out", str(tmp_path / "w2"), "--smoke", "--resume",
+                       str(tmp_path / "w1"), cache=cache)
+    _within_limits(tmp_path / "w2")
+    assert second["windows"] == 2 and second["images_seen_total"] == first["images_seen_total"] + second["images_seen"]
+    _, run = read_sharded(tmp_path / "w2", "resume")
+    assert json.loads(run["run"])["resumed_from"] == str(tmp_path / "w1")
+    before, _ = read_sharded(tmp_path / "w1", "model")
+    after, _ = read_sharded(tmp_path / "w2", "model")
+    assert set(before) == set(after) and any(not np.array_equal(before[k], after[k]) for k in before)
+
+    output = tmp_path / "shipped"
+    extra = ["--num", "200"] if job == "gan" else ["--data", "zip:../shared/data/cifar10-test.zip"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", NESTGEN_CACHE=str(cache))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "package_campaign.py"), str(tmp_path / "w2"),
+                             "--output", str(output), *extra], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shipped = load_checkpoint(output)
+    card = (output / "README.md").read_text()
+    assert shipped.metadata["campaign"]["windows"] == 2 and "scripts/campaign.py" in card
+    assert shipped.config.kind == ("generator" if job == "gan" else shipped.config.kind)
