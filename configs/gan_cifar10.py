@@ -28,8 +28,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         "train": "zip:../shared/data/cifar10-train.zip", "train_split": "train", "data_dir": None,
         "cache_dir": None, "train_limit": None, "xflip": True})
     c.loss = ml_collections.ConfigDict({
-        "kind": "non_saturating",  # or "hinge"
+        "kind": "non_saturating",  # or "hinge", or "relativistic" (R3GAN's pairing loss; add r2_gamma)
         "r1_gamma": 0.05, "r1_every": 16,  # lazy R1 on reals: every 16 D steps, weighted ×16
+        "r2_gamma": 0.0,  # the same penalty on fakes (R2), on the R1 steps
+        "level_mixing": 0.0,  # probability that a fake takes its fine levels from a second latent
         "diffaugment": "color,translation,cutout"})  # "" disables DiffAugment
     c.optim = ml_collections.ConfigDict({"g_lr": 2e-4, "d_lr": 2e-4, "b1": 0.0, "b2": 0.99, "eps": 1e-8})
     c.ema = ml_collections.ConfigDict({"half_life_images": 500_000, "rampup": 0.05})  # rampup: ≤ 5% of images seen

@@ -1,8 +1,10 @@
 """GAN losses on raw discriminator logits, and the R1 gradient penalty.
 
-Non-saturating logistic loss (Goodfellow et al. 2014, as in StyleGAN2) or hinge loss (Lim & Ye 2017, as in
-SAGAN / BigGAN); R1 (Mescheder et al. 2018) penalises the discriminator's gradient on real data. All return
-float32 scalars (batch means) whatever the dtype of the scores.
+Non-saturating logistic loss (Goodfellow et al. 2014, as in StyleGAN2), hinge loss (Lim & Ye 2017, as in
+SAGAN / BigGAN) or the relativistic pairing loss (Jolicoeur-Martineau 2018; with R1 and R2 it is R3GAN's, Huang
+et al. 2024); R1 (Mescheder et al. 2018) penalises the discriminator's gradient on real data, R2 the same on fake
+data (`r1_penalty` computes both: pass the images). All return float32 scalars (batch means) whatever the dtype
+of the scores.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-LOSS_KINDS = ("non_saturating", "hinge")
+LOSS_KINDS = ("non_saturating", "hinge", "relativistic")
 
 
 def _check_kind(kind: str) -> None:
@@ -25,22 +27,31 @@ def discriminator_loss(real_scores: jax.Array, fake_scores: jax.Array, kind: str
 
     non_saturating: softplus(-D(x)) + softplus(D(G(z)))  (= -log σ(D(x)) - log(1 - σ(D(G(z)))))
     hinge:          relu(1 - D(x)) + relu(1 + D(G(z)))
+    relativistic:   softplus(D(G(z_i)) - D(x_i))  (each fake paired with a real)
     """
     _check_kind(kind)
     real, fake = real_scores.astype(jnp.float32), fake_scores.astype(jnp.float32)
+    if kind == "relativistic":
+        return jnp.mean(jax.nn.softplus(fake - real))
     if kind == "hinge":
         return jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
     return jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
 
 
-def generator_loss(fake_scores: jax.Array, kind: str = "non_saturating") -> jax.Array:
+def generator_loss(fake_scores: jax.Array, kind: str = "non_saturating",
+                   real_scores: jax.Array | None = None) -> jax.Array:
     """Generator loss from D logits on fake images (B,), averaged over the batch.
 
     non_saturating: softplus(-D(G(z)))  (= -log σ(D(G(z))))
     hinge:          -D(G(z))
+    relativistic:   softplus(D(x_i) - D(G(z_i)))  (needs `real_scores`, (B,))
     """
     _check_kind(kind)
     fake = fake_scores.astype(jnp.float32)
+    if kind == "relativistic":
+        if real_scores is None:
+            raise ValueError("the relativistic generator loss needs D's scores on the paired real images")
+        return jnp.mean(jax.nn.softplus(real_scores.astype(jnp.float32) - fake))
     if kind == "hinge":
         return -jnp.mean(fake)
     return jnp.mean(jax.nn.softplus(-fake))

@@ -6,7 +6,7 @@
 --ref: cifar10:train, cifar10:test or another of clean-fid's precomputed sets (NAME:SPLIT[:RES]); zip:PATH.zip@SPLIT,
 folder:PATH@SPLIT or tfds:NAME@SPLIT (statistics built once and cached under $NESTGEN_CACHE/fid); images:PATH (a
 folder or .zip of images). --features nest:CLS reports FD_NesT[<classifier id>], never FID. Image i comes from seed
---seed + i with class i mod num_classes. Offline, clean-fid's Inception network must be at
+--seed + i (seeds from 0 to 2**32 - 1) with class i mod num_classes. Offline, clean-fid's Inception network must be at
 /tmp/inception-2015-12-05.pt (or --inception-weights PATH). Prints one JSON line with the protocol spelled out.
 """
 
@@ -40,8 +40,10 @@ def main(argv=None) -> int:
     from nestgen.convert.checkpoint import CheckpointError
     from nestgen.data.sources import DataError
     from nestgen.evaluation import fid
+    from nestgen.evaluation.sampling import check_seeds
 
     try:
+        check_seeds(args.seed, args.num, flag="--seed")  # before torch, Inception and the reference statistics
         fid.backends()  # torch before anything imports TensorFlow
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
             record = fid.evaluate_checkpoint(

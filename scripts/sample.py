@@ -4,10 +4,10 @@
   python scripts/sample.py --checkpoint DIR --num 16 --class horse --truncation 0.7 --out samples/
   python scripts/sample.py --checkpoint DIR --interpolate 3 7 --frames 16 --out walk.gif
 
-Image k uses seed `--seed + k`; the same seed, class and truncation give the same image, bit for bit, on a
-machine. --out ending in .png writes one grid; a directory gets one PNG per seed plus grid.png. Without --class a
-class-conditional generator draws each image's class from its seed. Without --checkpoint the shipped CIFAR-10
-generator is used.
+Image k uses seed `--seed + k`; seeds are whole numbers from 0 to 2**32 - 1. The same seed, class and truncation
+give the same image, bit for bit, on a machine. --out ending in .png writes one grid; a directory gets one PNG per
+seed plus grid.png. Without --class a class-conditional generator draws each image's class from its seed. Without
+--checkpoint the shipped CIFAR-10 generator is used.
 """
 
 from __future__ import annotations
@@ -41,10 +41,14 @@ def main(argv=None) -> int:
         parser.error("with --interpolate, --out must name a .gif file")
 
     from nestgen.convert.checkpoint import CheckpointError
-    from nestgen.evaluation.sampling import GeneratorSampler, grid, save_gif, save_png
+    from nestgen.evaluation.sampling import GeneratorSampler, check_seeds, grid, save_gif, save_png
     from nestgen.shipped import default_generator
 
     try:
+        for seed in args.interpolate or ():
+            check_seeds(seed, flag="--interpolate seed")
+        if not args.interpolate:
+            check_seeds(args.seed, args.num, flag="--seed")
         sampler = GeneratorSampler.from_directory(args.checkpoint or default_generator())
         class_index = sampler.class_index(args.class_name)
         out = Path(args.out)

@@ -254,3 +254,19 @@ def test_evaluate_fid_script(generator_checkpoint, real_folder, tiny_checkpoint,
     assert err.startswith("error: unknown FID reference 'cifar100:train'") and "cifar10:train" in err
     assert script.main(["--checkpoint", str(generator_checkpoint), "--ref", "cifar10:valid"]) == 2
     assert "has train, test" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed, num, message", [
+    ("4294967303", "2", "error: --seed 4294967303 is out of range: seeds are whole numbers from 0 to 4,294,967,295"),
+    ("-5", "2", "error: --seed -5 is out of range"),
+    ("4294967295", "2", "error: --seed 4294967295 with 2 images needs seeds up to 4294967296"),
+])
+def test_evaluate_fid_refuses_seeds_past_2_to_the_32_up_front(seed, num, message, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("evaluate_fid", ROOT / "scripts" / "evaluate_fid.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # refused before the (missing) checkpoint, reference or Inception network is looked at
+    assert script.main(["--checkpoint", str(tmp_path / "none"), "--num", num, "--seed", seed,
+                        "--ref", f"images:{tmp_path / 'none'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1

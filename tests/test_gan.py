@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,66 @@ def test_resume_matches_an_uninterrupted_run(full_run, tmp_path):
     records = [json.loads(line) for line in (full_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"gan/D/loss", "gan/G/loss", "gan/D/r1", "gan/D/real_score", "gan/D/fake_score",
             "gan/images_per_second", "gan/images_seen"} <= set(records[-1])
+
+
+@pytest.fixture(scope="module")
+def run_160(tmp_path_factory) -> Path:
+    """The smoke GAN stopped after 160 images at batch 16 (10 iterations, one checkpoint, one sample grid)."""
+    workdir = tmp_path_factory.mktemp("run160") / "run"
+    gan_trainer.train_and_evaluate(_smoke("total_images=160"), workdir)
+    return workdir
+
+
+def _script(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts/train_gan.py"), "--config", f"{CONFIG}:smoke",
+                           "--workdir", str(workdir), "--set", "async_checkpoints=False",
+                           *(a for o in overrides for a in ("--set", o))],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=os.environ)
+
+
+def _files(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_resume_may_change_the_batch_and_images_seen_stay_exact(run_160, tmp_path):
+    """The issue's case: 160 images at batch 16, then the same workdir at batch 8 to 400 images."""
+    workdir = tmp_path / "run"
+    shutil.copytree(run_160, workdir)
+    samples = _files(workdir / "samples")
+    assert "fakes_000000160.png" in samples
+    out = _script(workdir, "global_batch=8", "total_images=400")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["images_seen"] == 400
+    assert [line for line in out.stderr.splitlines() if line.startswith("resuming ")] == [
+        f"resuming {workdir} with global_batch 16 → 8"]
+    seen = [r["gan/images_seen"] for r in _metrics(workdir / "metrics.jsonl") if "gan/images_seen" in r]
+    assert seen == [80, 160, 240, 320, 400]  # strictly increasing, and exact across the change of batch
+    assert load_checkpoint(workdir / "export").metadata["images_seen"] == 400
+    assert json.loads((workdir / "run.json").read_text())["global_batch"] == 8
+    after = _files(workdir / "samples")
+    assert {name: after[name] for name in samples} == samples  # nothing written before was written again
+    assert sorted(set(after) - set(samples)) == ["fakes_000000320.png", "fakes_000000400.png"]
+
+
+def test_a_resume_may_not_change_the_seed_or_the_data(run_160, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(run_160, workdir)
+    before = _files(workdir)
+    out = _script(workdir, "seed=1", "data.train_limit=128", "total_images=320")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out.stderr[-3000:]
+    for part in ("data.limit 256 → 128", "data.num_examples 256 → 128", "seed 0 → 1",
+                 "use a new --workdir, or put the old values back"):
+        assert part in errors[0]
+    assert _files(workdir) == before  # checkpoints, samples, metrics and run.json untouched
+
+    # a workdir from before run.json: resumed unchecked, and recorded
+    (workdir / "run.json").unlink()
+    out = _script(workdir, "total_images=160")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((workdir / "run.json").read_text())["seed"] == 0
 
 
 def test_four_devices_follow_the_single_device_trajectory(full_run, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
 from nestgen.convert.tree import flatten
-from nestgen.evaluation.sampling import GeneratorSampler, latents
+from nestgen.evaluation.sampling import MAX_SEED, GeneratorSampler, latents
 from nestgen.models.generator import GeneratorConfig
 from nestgen.models.nest import BlockDeAggregation, blockify, pixel_shuffle
 from nestgen.models.registry import VARIANTS, abstract_params, config_from_dict, get_config, init_params
@@ -132,6 +132,22 @@ def test_sampling_is_deterministic_per_seed_and_batch_independent(generator_dir)
     np.testing.assert_array_equal(a[3], c[1])  # seed 3 alone and in another batch: the same image
     assert not np.array_equal(a[0], a[1])
     np.testing.assert_array_equal(latents([7], 16)[0], latents([1, 7], 16)[1])
+
+
+def test_latents_take_seeds_from_0_to_2_to_the_32_minus_1_and_refuse_the_rest():
+    import jax
+
+    edge = [0, 7, 2**31, MAX_SEED]  # today's images for every seed below 2**32: z = normal(key(seed)), unchanged
+    expected = np.stack([jax.random.normal(jax.random.key(s), (16,)) for s in edge])
+    np.testing.assert_array_equal(latents(edge, 16), expected)
+    np.testing.assert_array_equal(latents(np.arange(5, 7), 16), latents([5, 6], 16))  # numpy integers are seeds
+    assert not np.array_equal(latents([MAX_SEED], 16), latents([0], 16))
+    for bad in (-1, MAX_SEED + 1, 2**32 + 7, 2**64):
+        with pytest.raises(ValueError, match=f"seed {bad} is out of range: seeds are whole numbers from 0 to "
+                                             "4,294,967,295"):
+            latents([3, bad], 16)
+    with pytest.raises(ValueError, match="a seed must be a whole number from 0 to 4,294,967,295, got 1.5"):
+        latents([1.5], 16)
 
 
 def test_truncation_pulls_toward_the_class_mean_w(generator_dir):

@@ -24,6 +24,17 @@ def test_non_saturating_matches_closed_form():
     np.testing.assert_allclose(discriminator_loss(jnp.zeros(2), jnp.zeros(2)), 2 * np.log(2), rtol=1e-6)
 
 
+def test_relativistic_pairing_matches_closed_form_and_needs_real_scores():
+    """R3GAN's loss: each fake scored against its paired real; shifting every score by a constant changes nothing."""
+    np.testing.assert_allclose(discriminator_loss(REAL, FAKE, "relativistic"), np.mean(_softplus(FAKE - REAL)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(generator_loss(FAKE, "relativistic", REAL), np.mean(_softplus(REAL - FAKE)), rtol=1e-6)
+    np.testing.assert_allclose(discriminator_loss(REAL + 5, FAKE + 5, "relativistic"),
+                               discriminator_loss(REAL, FAKE, "relativistic"), rtol=1e-6)
+    with pytest.raises(ValueError, match="paired real images"):
+        generator_loss(FAKE, "relativistic")
+
+
 def test_hinge_matches_closed_form():
     # relu(1 - real) = [0, 2, 0.5, 1], relu(1 + fake) = [0, 1.25, 2.5, 1]
     np.testing.assert_allclose(discriminator_loss(REAL, FAKE, "hinge"), 3.5 / 4 + 4.75 / 4, rtol=1e-6)
@@ -34,7 +45,8 @@ def test_hinge_matches_closed_form():
 def test_discriminator_loss_rewards_separating_real_from_fake(kind):
     confident, confused = discriminator_loss(REAL + 3, FAKE - 3, kind), discriminator_loss(REAL - 3, FAKE + 3, kind)
     assert confident < discriminator_loss(REAL, FAKE, kind) < confused
-    assert generator_loss(FAKE + 1, kind) < generator_loss(FAKE, kind)  # G gains when D scores fakes higher
+    real = REAL if kind == "relativistic" else None  # the pairing loss scores fakes against reals
+    assert generator_loss(FAKE + 1, kind, real) < generator_loss(FAKE, kind, real)  # G gains when D scores fakes higher
     loss = discriminator_loss(REAL.astype(jnp.bfloat16), FAKE.astype(jnp.bfloat16), kind)
     assert loss.shape == () and loss.dtype == jnp.float32
 

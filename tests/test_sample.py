@@ -73,6 +73,33 @@ def test_bad_arguments_are_explained(generator, tmp_path, capsys, argv, message)
     assert not (tmp_path / "x.png").exists()
 
 
+def test_seeds_run_from_0_to_2_to_the_32_minus_1(generator, tmp_path, capsys):
+    top = 2**32 - 1  # the largest seed: accepted, and not seed 0's image
+    assert _main(["--checkpoint", generator, "--num", "1", "--seed", str(top), "--class", "cat",
+                  "--out", str(tmp_path / "top")]) == 0
+    assert _main(["--checkpoint", generator, "--num", "1", "--seed", "0", "--class", "cat",
+                  "--out", str(tmp_path / "zero")]) == 0
+    capsys.readouterr()
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / f"top/seed{top:06d}_cat.png")),
+                              np.asarray(Image.open(tmp_path / "zero/seed000000_cat.png")))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "4294967303"], "error: --seed 4294967303 is out of range: seeds are whole numbers from 0 to "
+                               "4,294,967,295 (2**32 - 1)"),
+    (["--seed", "-1"], "error: --seed -1 is out of range"),
+    (["--seed", "4294967290", "--num", "10"], "error: --seed 4294967290 with 10 images needs seeds up to 4294967299, "
+                                              "past 4,294,967,295"),
+    (["--interpolate", "0", "4294967296"], "error: --interpolate seed 4294967296 is out of range"),
+])
+def test_seeds_beyond_2_to_the_32_are_refused_in_one_line(generator, tmp_path, capsys, argv, message):
+    out = tmp_path / ("walk.gif" if "--interpolate" in argv else "x.png")
+    assert _main(["--checkpoint", generator, "--out", str(out), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1 and not captured.out
+    assert not out.exists()
+
+
 def test_missing_checkpoint_is_explained(tmp_path, capsys):
     assert _main(["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "g.png")]) == 2
     assert "does not exist" in capsys.readouterr().err

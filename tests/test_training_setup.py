@@ -92,3 +92,22 @@ def test_misspelt_mixing_setting_fails_before_any_compute():
     config.mixing.cutmix_alfa = 1.0
     with pytest.raises(ValueError, match="unknown mixing settings \\['cutmix_alfa'\\]"):
         validate(config)
+
+
+def test_tensorboard_events_are_written_without_tensorflow(tmp_path):
+    """The event file holds every finite scalar at its step, readable by TensorBoard's own loader; writing it
+    imports no TensorFlow (checked in a fresh process where TensorFlow cannot be imported)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['tensorflow'] = None\n"
+            "from nestgen.training.metrics import MetricWriter\n"
+            f"w = MetricWriter({str(tmp_path)!r})\n"
+            "w.write(5, {'train/loss': 1.5, 'train/nan': float('nan')}); w.write(10, {'train/loss': 0.5}); w.close()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin"})
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert events.Tags()["scalars"] == ["train/loss"]
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(5, 1.5), (10, 0.5)]

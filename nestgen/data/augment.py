@@ -5,7 +5,8 @@ crop, flip), RandAugment `rand-m9-mstd0.5-inc1`, normalisation, random erasing. 
 image and an explicit JAX PRNG key; `augment_batch` gives example j of a batch the key `split(key, B)[j]` and vmaps
 the per-example `train_transform`, so a step's augmentation depends on (key, images) alone: the same on 1 or 8
 devices, exactly reproducible and resumable. The colour ops are exact ports of Pillow's (integer arithmetic, or
-float32 where Pillow's C code uses float), the geometric ops are the bilinear warp of TensorFlow's
+float32 where Pillow's C code uses float; bit-exact on XLA:CPU, while a backend that fuses multiply-adds may round
+an enhance blend one level apart), the geometric ops are the bilinear warp of TensorFlow's
 ImageProjectiveTransformV3 with constant grey fill. Under vmap every RandAugment layer computes its op as one of
 three kinds (a per-channel lookup table, a blend with a degenerate image, an affine warp), so a layer costs three
 image-sized ops rather than fifteen. Mixup / CutMix work on whole batches and live in `nestgen.data.mixing`.
@@ -121,7 +122,7 @@ def _auto_contrast_lut(image, magnitude, key):
 
 
 def _equalize_lut(image, magnitude, key):
-    """Pillow's ImageOps.equalize table per channel."""
+    """Pillow's ImageOps.equalize table: histogram equalisation per channel."""
     x = image.reshape(-1, 3).astype(jnp.int32) + 256 * jnp.arange(3, dtype=jnp.int32)  # (H·W, 3) bins of (768,)
     hist = jnp.zeros(768, jnp.int32).at[x.reshape(-1)].add(1).reshape(3, 256)  # (3, 256)
     last = 255 - jnp.argmax(hist[:, ::-1] > 0, axis=1)  # (3,): the highest occupied bin
@@ -132,6 +133,7 @@ def _equalize_lut(image, magnitude, key):
 
 
 def _invert_lut(image, magnitude, key):
+    """255 - x."""
     return jnp.broadcast_to(255 - _IDENTITY_LUT, (3, 256))
 
 
@@ -149,7 +151,7 @@ def _solarize_lut(image, magnitude, key):
 
 
 def _solarize_add_lut(image, magnitude, key):
-    """Add up to 110 to values below 128 (saturating)."""
+    """Add up to 110 to values below 128, saturating (timm SolarizeAdd)."""
     add = (magnitude / MAX_LEVEL * 110.0).astype(jnp.int32)
     lut = jnp.where(_IDENTITY_LUT < 128, jnp.minimum(_IDENTITY_LUT + add, 255), _IDENTITY_LUT)
     return jnp.broadcast_to(lut, (3, 256))
@@ -167,22 +169,25 @@ def _gray(image: jax.Array) -> jax.Array:
 
 
 def _color_blend(image, magnitude, key):
+    """Pillow's ImageEnhance.Color at 1 ± 0.9·m/10: blend with the image's luma."""
     return jnp.broadcast_to(_gray(image), image.shape).astype(jnp.float32), _enhance_factor(magnitude, key)
 
 
 def _contrast_blend(image, magnitude, key):
-    """Degenerate: the rounded mean luma, int(mean + 0.5) in exact integer arithmetic."""
+    """Pillow's ImageEnhance.Contrast at 1 ± 0.9·m/10: blend with the mean luma, int(mean + 0.5) (exactly)."""
     total, count = jnp.sum(_gray(image)), image.shape[0] * image.shape[1]
     mean = (2 * total + count) // (2 * count)
     return jnp.broadcast_to(mean.astype(jnp.float32), image.shape), _enhance_factor(magnitude, key)
 
 
 def _brightness_blend(image, magnitude, key):
+    """Pillow's ImageEnhance.Brightness at 1 ± 0.9·m/10: blend with black."""
     return jnp.zeros(image.shape, jnp.float32), _enhance_factor(magnitude, key)
 
 
 def _sharpness_blend(image, magnitude, key):
-    """Degenerate: Pillow's SMOOTH filter (3×3, centre weight 5 of 13, rounded); border pixels stay as they are."""
+    """Pillow's ImageEnhance.Sharpness at 1 ± 0.9·m/10: blend with the SMOOTH filter (3×3, centre weight 5 of 13,
+    rounded; border pixels stay as they are)."""
     x = image.astype(jnp.int32)
     h, w = image.shape[:2]
     window = sum(x[dy:dy + h - 2, dx:dx + w - 2] for dy in range(3) for dx in range(3))  # (H-2, W-2, 3)
@@ -209,10 +214,12 @@ def _rotate_matrix(image, magnitude, key):
 
 
 def _shear_x_matrix(image, magnitude, key):
+    """Shear x by up to ±0.3·y."""
     return _matrix(1.0, _random_sign(magnitude / MAX_LEVEL * 0.3, key), 0.0, 0.0, 1.0, 0.0)
 
 
 def _shear_y_matrix(image, magnitude, key):
+    """Shear y by up to ±0.3·x."""
     return _matrix(1.0, 0.0, 0.0, _random_sign(magnitude / MAX_LEVEL * 0.3, key), 1.0, 0.0)
 
 
@@ -222,6 +229,7 @@ def _translate_x_matrix(image, magnitude, key):
 
 
 def _translate_y_matrix(image, magnitude, key):
+    """Shift by up to ±45% of the height (timm TranslateYRel)."""
     return _matrix(1.0, 0.0, 0.0, 0.0, 1.0, _random_sign(magnitude / MAX_LEVEL * TRANSLATE_PCT, key) * image.shape[0])
 
 
@@ -288,7 +296,8 @@ def _make_op(name: str, kind: str, fn: Callable) -> Callable[..., jax.Array]:
 
     chosen = geometric if kind == "warp" else colour
     chosen.__name__ = chosen.__qualname__ = name
-    chosen.__doc__ = f"RandAugment {name}: {(fn.__doc__ or kind).strip()} uint8 (H, W, 3) → uint8 (H, W, 3)."
+    chosen.__doc__ = (f"RandAugment {name} (image uint8 (H, W, 3), magnitude in [0, 10], key"
+                      f"{', fill=FILL' if kind == 'warp' else ''}) → uint8 (H, W, 3). {' '.join(fn.__doc__.split())}")
     return chosen
 
 
@@ -297,12 +306,20 @@ GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")  # the op
 
 
 def _layer(image: jax.Array, op: jax.Array, magnitude: jax.Array, key: jax.Array, fill: float) -> jax.Array:
-    """One RandAugment layer: op int32 scalar in [0, 15] (15: no op). Unbatched only the chosen op runs; under
-    vmap the switches become selects, so every kind is computed once (its parameters for every member)."""
+    """One RandAugment layer on uint8 (H, W, 3): op int32 scalar in [0, 15] (15: no op). Unbatched only the chosen
+    kind runs; under vmap the switches become selects, so each kind is applied once, with its parameters (table,
+    degenerate image and factor, or matrix) computed for every member and the op's selected."""
     member = jnp.asarray(_MEMBER_OF)[op]
 
     def branch(kind):
         params = [partial(fn, image, magnitude, key) for fn in _MEMBERS[kind]]
+        if kind == "lut":  # the chosen table as a one-hot weighted sum, not a switch: under vmap XLA:CPU fuses
+            # the tables into the per-pixel lookup either way, and this form fuses into ~10% fewer operations
+            def lookup():
+                tables = jnp.stack([p() for p in params])  # (6, 3, 256)
+                return _apply_lut(image, jnp.sum(tables * (jnp.arange(len(params)) == member)[:, None, None], 0))
+
+            return lookup
         return lambda: _apply(kind, lax.switch(member, params), image, fill)
 
     return lax.switch(jnp.asarray(_KIND_OF)[op], [branch(kind) for kind in _KINDS] + [lambda: image])
@@ -505,20 +522,23 @@ def _as_config(recipe: str | AugmentConfig | Mapping[str, Any]) -> AugmentConfig
 
 
 def train_transform(image, key: jax.Array, *, recipe: str | AugmentConfig | Mapping[str, Any] = "cifar",
-                    image_size: int, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+                    image_size: int, mean: Sequence[float], std: Sequence[float], crop: bool = True) -> jax.Array:
     """One training example: uint8 (H, W, 3) + key → normalised float32 (image_size, image_size, 3).
 
     `recipe` is a name in RECIPES (official values), an AugmentConfig, or a dict of AugmentConfig fields; it and
-    image_size, mean, std are static. "cifar" and "none" keep the image's size, which must be image_size."""
+    image_size, mean, std are static. "cifar" and "none" keep the image's size, which must be image_size.
+    crop=False skips the recipe's crop and flip, for images cropped already (the streamed input of
+    `nestgen.data.streaming_crops`): RandAugment, normalisation and random erasing still follow the recipe."""
     config = _as_config(recipe)
     image = _check_uint8(image, "train_transform")
     k_crop, k_randaugment, k_erase = jax.random.split(key, 3)
-    if config.recipe == "cifar":
+    if crop and config.recipe == "cifar":
         image = pad_crop_flip(image, k_crop, config.pad)
-    elif config.recipe == "imagenet":
+    elif crop and config.recipe == "imagenet":
         image = inception_crop(image, k_crop, image_size, config.crop_scale, config.crop_ratio)
     if image.shape != (image_size, image_size, 3):
-        raise ValueError(f"recipe {config.recipe!r} gives {image.shape} images, not {image_size}x{image_size}x3")
+        raise ValueError(f"recipe {config.recipe!r}{'' if crop else ' without its crop'} gives {image.shape} "
+                         f"images, not {image_size}x{image_size}x3")
     if config.recipe != "none" and config.randaugment_layers and config.randaugment_prob:
         image = rand_augment(image, k_randaugment, config.randaugment_layers, config.randaugment_magnitude,
                              config.randaugment_magnitude_std, config.randaugment_prob, config.fill)
@@ -529,16 +549,17 @@ def train_transform(image, key: jax.Array, *, recipe: str | AugmentConfig | Mapp
 
 
 def augment_batch(key: jax.Array, images, *, recipe: str | AugmentConfig | Mapping[str, Any] = "cifar",
-                  image_size: int, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+                  image_size: int, mean: Sequence[float], std: Sequence[float], crop: bool = True) -> jax.Array:
     """A training batch: uint8 (B, H, W, 3) → normalised float32 (B, image_size, image_size, 3).
 
     Example j is `train_transform(images[j], jax.random.split(key, B)[j], ...)`: a pure function of (key, images),
     so it gives the same values whether the batch is on one device or sharded over many. Call it inside the jitted
-    train step (recipe, image_size, mean and std are static Python values)."""
+    train step (recipe, image_size, mean, std and crop are static Python values; crop=False: see train_transform)."""
     config = _as_config(recipe)
     images = jnp.asarray(images)
     if images.ndim != 4:
         raise TypeError(f"augment_batch expects uint8 (B, H, W, 3) images, got {images.dtype} {images.shape}")
     keys = jax.random.split(key, images.shape[0])  # (B,) keys
-    transform = partial(train_transform, recipe=config, image_size=image_size, mean=tuple(mean), std=tuple(std))
+    transform = partial(train_transform, recipe=config, image_size=image_size, mean=tuple(mean), std=tuple(std),
+                        crop=crop)
     return jax.vmap(transform)(images, keys)  # (B, S, S, 3)

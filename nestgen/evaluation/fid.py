@@ -240,8 +240,11 @@ def evaluate(sampler, reference: str | Reference, num: int = 50_000, *, features
     Precision/recall use at most `pr_samples` of each set (three n × n distance products: 50,000 wants a GPU).
     Feature network and reference statistics are ready (or the missing file is named) before any sample is drawn.
     """
+    from nestgen.evaluation.sampling import check_seeds
+
     if num < 2:
         raise FIDError(f"a Fréchet distance needs at least 2 samples, got --num {num}")
+    check_seeds(seed, num)  # seeds seed … seed + num - 1, before any network or statistics is loaded
     backends()  # before anything imports TensorFlow
     reference, device = parse_reference(reference), _device(device)
     network = load_features(features, mode=mode, inception_weights=inception_weights, device=device,

@@ -2,10 +2,13 @@
 
 Image i of a request depends only on its seed, class and ψ: z = normal(key(seed)), and every batch runs padded
 to one fixed size through one compiled function, so the same seed gives the same image bit for bit on a machine.
+Seeds are whole numbers in [0, MAX_SEED] = [0, 2**32 - 1] at every entry point (scripts, FID, the app): there
+jax.random.key(seed) is one distinct key per seed, with or without x64; beyond, it would wrap (2**32 + 7 ≡ 7).
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,9 +21,35 @@ from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpo
 W_AVG_KEY = "w_avg"  # checkpoint metadata: the tracked mean of w, (num_classes or 1, w_dim) as nested lists
 
 
+MAX_SEED = 2**32 - 1  # the largest seed: jax.random.key wraps larger ones (in 32-bit mode) onto smaller ones
+
+
+def check_seeds(first: int, count: int = 1, flag: str = "seed") -> None:
+    """Refuse seeds first … first + count - 1 unless they all lie in [0, MAX_SEED]: one-line ValueError."""
+    last = first + count - 1
+    if 0 <= first and last <= MAX_SEED:
+        return
+    allowed = f"seeds are whole numbers from 0 to {MAX_SEED:,} (2**32 - 1)"
+    if not 0 <= first <= MAX_SEED:
+        raise ValueError(f"{flag} {first} is out of range: {allowed}")
+    raise ValueError(f"{flag} {first} with {count} images needs seeds up to {last}, past {MAX_SEED:,}: {allowed}; "
+                     f"lower {flag} to at most {MAX_SEED - count + 1} or ask for fewer images")
+
+
+def _seed(value) -> int:
+    """One seed as an int in [0, MAX_SEED] (a numpy integer is fine), or ValueError naming it and the range."""
+    try:
+        seed = operator.index(value)
+    except TypeError as error:
+        raise ValueError(f"a seed must be a whole number from 0 to {MAX_SEED:,}, got {value!r}") from error
+    check_seeds(seed)
+    return seed
+
+
 def latents(seeds: Sequence[int], latent_dim: int) -> np.ndarray:
-    """z of every seed, (B, Z) float32: a standard normal drawn from jax.random.key(seed)."""
-    keys = jnp.stack([jax.random.key_data(jax.random.key(int(s))) for s in seeds]) if len(seeds) else None
+    """z of every seed, (B, Z) float32: a standard normal drawn from jax.random.key(seed), seed in [0, MAX_SEED]."""
+    seeds = [_seed(s) for s in seeds]
+    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds]) if seeds else None
     if keys is None:
         return np.zeros((0, latent_dim), np.float32)
     draw = jax.vmap(lambda k: jax.random.normal(jax.random.wrap_key_data(k), (latent_dim,)))

@@ -92,6 +92,15 @@ class GeneratorConfig(ConfigRecord):
         return NestGenerator(self, dtype=dtype, execution=execution)
 
 
+def mix_levels(w_coarse: jax.Array, w_fine: jax.Array, crossover: jax.Array, num_levels: int) -> jax.Array:
+    """Level mixing, the block tree's style mixing: levels ≥ crossover (the coarse ones, root included) take
+    `w_coarse`, the finer levels `w_fine`. w (B, W) each, crossover int (B,) or scalar in [0, num_levels]
+    (0: every level from w_coarse) → per-level w (B, L, W) for `NestGenerator.synthesize`."""
+    levels = jnp.arange(num_levels)[None, :, None]  # (1, L, 1)
+    crossover = jnp.broadcast_to(jnp.asarray(crossover), w_coarse.shape[:1])[:, None, None]  # (B, 1, 1)
+    return jnp.where(levels >= crossover, w_coarse[:, None, :], w_fine[:, None, :])  # (B, L, W)
+
+
 def _normalise(x: jax.Array) -> jax.Array:
     """Scale each vector to unit root-mean-square (StyleGAN's pixel norm on z and the class embedding)."""
     return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-8)
@@ -140,14 +149,19 @@ class SynthesisNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, w: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+        """w (B, W) for every level, or (B, L, W) with one w per level (index 0 the finest): level mixing."""
         cfg = self.config
         top, n = cfg.num_levels - 1, cfg.block_size**2
-        x = nn.Dense(n * cfg.dims[top], dtype=self.dtype, kernel_init=kernel_init, name="root")(w)
+        if w.ndim == 3 and w.shape[1] != cfg.num_levels:
+            raise ValueError(f"per-level w must be (B, {cfg.num_levels}, W), got {w.shape}")
+        w_of = (lambda level: w[:, level]) if w.ndim == 3 else (lambda level: w)  # (B, W)
+        x = nn.Dense(n * cfg.dims[top], dtype=self.dtype, kernel_init=kernel_init, name="root")(w_of(top))
         x = x.reshape(w.shape[0], 1, n, cfg.dims[top])  # (B, 1, N, C_top): the root level's one block
         levels: list[jax.Array] = [None] * cfg.num_levels
         for level in range(top, -1, -1):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
-                      cfg.activation, ModulatedLayerNorm, self.dtype, self.execution, name=f"level_{level}")(x, w)
+                      cfg.activation, ModulatedLayerNorm, self.dtype, self.execution,
+                      name=f"level_{level}")(x, w_of(level))
             levels[level] = x  # (B, T_l, N, C_l)
             if level > 0:
                 x = BlockDeAggregation(cfg.dims[level - 1], dtype=self.dtype,
@@ -183,4 +197,5 @@ class NestGenerator(nn.Module):
         return self.mapping(z, labels)
 
     def synthesize(self, w: jax.Array) -> jax.Array:
+        """w (B, W), or (B, L, W) with one w per level (level mixing) → images (B, H, W, 3)."""
         return self.synthesis(w)[0]

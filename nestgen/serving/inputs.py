@@ -20,8 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from nestgen.data.images import ImageError, load_image
-
-MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit signed seed without x64
+from nestgen.evaluation.sampling import MAX_SEED as MAX_SEED  # seeds are 0 … 2**32 - 1 here as in every entry point
 
 
 class InputError(ValueError):

@@ -2,9 +2,10 @@
 
 One jitted, donated train step (the whole augmentation — crop, flip, RandAugment, random erasing, Mixup/CutMix,
 label smoothing — on the device, rngs folded from the step), data parallel over every device of every host, orbax
-checkpoints with exact resume, metrics to TensorBoard / JSONL / console, a NaN guard, an optional wall-clock
-budget (`TimeBudget`), and the final model exported as a nestgen checkpoint directory (`workdir/export`). A run
-on an in-memory split (folders, zips) never imports TensorFlow.
+checkpoints with exact resume (of the same model, data, seed and batch: WORKDIR/run.json, run_record.py), metrics
+to TensorBoard / JSONL / console, a NaN guard, an optional wall-clock budget (`TimeBudget`), and the final model
+exported as a nestgen checkpoint directory (`workdir/export`). A run on an in-memory split (folders, zips) never
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_data
 from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
 from nestgen.models.nest import COMPUTE_DTYPES, Execution
 from nestgen.models.registry import get_config
-from nestgen.training import sharding
+from nestgen.training import run_record, sharding
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
 from nestgen.training.metrics import MetricWriter
@@ -151,6 +152,15 @@ def _data(config) -> tuple[_Split, _Split | None]:
     return _load(config, "train"), (_load(config, "eval") if config.data.get("eval") else None)
 
 
+def run_description(config, cfg, train: _Split) -> dict[str, Any]:
+    """What this run is, for WORKDIR/run.json: a resume may change its recipe, never the rest (run_record.py)."""
+    data = run_record.data_record(config.data.train, config.data.train_split, config.data.train_limit,
+                                  train.num_examples, train.class_names)
+    return {"trainer": "classifier", "model": cfg.to_dict(), "data": data, "global_batch": config.global_batch,
+            "seed": config.seed, "image_size": config.input.image_size,
+            "recipe": {"augment": config.augment.to_dict(), "mixing": config.mixing.to_dict()}}
+
+
 def make_augment(config, *, streamed: bool = False):
     """augment(rng, uint8 images (B, H, W, 3)) → float32 (B, S, S, 3): the config's recipe on the device.
 
@@ -234,11 +244,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         params = cfg.build().init(rng, image)["params"]
         return TrainState(jnp.zeros((), jnp.int32), params, _optimizer(config, lambda step: 0.0).init(params))
 
-    state = init_state(jax.random.key(config.seed))
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    best_metric="eval/top1" if evaluation is not None else None,
                                    asynchronous=config.async_checkpoints)
     start = checkpoints.latest_step() or 0
+    try:  # before compiling or restoring: another run's checkpoint never reaches orbax
+        run_record.settle(workdir, run_description(config, cfg, train), resuming=bool(start), may_change=("recipe",))
+    except run_record.RunMismatch:
+        checkpoints.close()
+        raise
+    state = init_state(jax.random.key(config.seed))
     if start:
         state = checkpoints.restore(start, state)
     elif initial_params is not None:  # another run's weights, a new optimizer state and schedule

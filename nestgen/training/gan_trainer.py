@@ -7,8 +7,10 @@ checkpoints with exact resume (data order and rngs are functions of the step), a
 (`gan/D/loss`, `gan/G/loss`, `gan/D/r1`, …), fixed-latent sample grids, periodic FID of the EMA generator, and
 the EMA generator (and the discriminator) exported as nestgen checkpoint directories after every save (and the
 best EMA generator by FID to `export_best`). Images seen are counted in the state, so they stay exact when a
-resumed run changes its batch size, and no sample grid is ever written twice. An optional wall-clock budget
-(`TimeBudget`) fits the run's length to the time left. Training data stays uint8 until the device; no TensorFlow.
+resumed run changes its batch size, and no sample grid is ever written twice; a resume that changes the models,
+the data or the seed is refused before any checkpoint is read (WORKDIR/run.json, run_record.py). An optional
+wall-clock budget (`TimeBudget`) fits the run's length to the time left. Training data stays uint8 until the
+device; no TensorFlow.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from nestgen.data.pipeline import HostSlice, train_batches
 from nestgen.data.sources import load_split, parse_data_spec
 from nestgen.evaluation.sampling import W_AVG_KEY, grid, latents, save_png, to_uint8
 from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_penalty
+from nestgen.models.generator import mix_levels
 from nestgen.models.registry import get_config
-from nestgen.training import sharding
+from nestgen.training import run_record, sharding
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
 from nestgen.training.classifier_trainer import (
@@ -100,8 +103,10 @@ def validate(config: ml_collections.ConfigDict):
     if config.dtype not in COMPUTE_DTYPES:
         raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
     execution(config)
-    if config.loss.r1_every < 1 or config.loss.r1_gamma < 0:
-        raise ValueError("config.loss.r1_every must be ≥ 1 and config.loss.r1_gamma ≥ 0")
+    if config.loss.r1_every < 1 or config.loss.r1_gamma < 0 or config.loss.get("r2_gamma", 0.0) < 0:
+        raise ValueError("config.loss.r1_every must be ≥ 1 and config.loss.r1_gamma, r2_gamma ≥ 0")
+    if not 0.0 <= config.loss.get("level_mixing", 0.0) <= 1.0:
+        raise ValueError(f"config.loss.level_mixing is a probability, got {config.loss.level_mixing}")
     if not 0 <= config.w_avg_beta < 1 or config.ema.half_life_images < 0:
         raise ValueError("config.w_avg_beta must be in [0, 1) and config.ema.half_life_images ≥ 0")
     sharding.check_batch_divisible(config.global_batch, "config.global_batch")
@@ -144,11 +149,24 @@ def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, laten
     """d_step(state, batch, rng, r1) and g_step(state, batch, rng): each updates only its own network."""
     policy, kind, conditional = augment_policy(config), config.loss.kind, generator.config.conditional
     r1_weight = config.loss.r1_gamma / 2 * config.loss.r1_every  # lazy regularisation: k× less often, k× heavier
+    r2_weight = config.loss.get("r2_gamma", 0.0) / 2 * config.loss.r1_every  # R2: the same on fakes (R3GAN)
+    mixing, num_levels = config.loss.get("level_mixing", 0.0), generator.config.num_levels
 
     def generate(g_params, rng, labels):
-        z = jax.random.normal(rng, (labels.shape[0], latent_dim))
-        images, aux = generator.apply({"params": g_params}, z, labels if conditional else None)
-        return images, aux["w"]
+        """Fakes for `labels` (B,); with level mixing, a fraction of them take their fine levels from a second
+        latent (crossover level uniform in 1 … L-1). Returns images and the first latent's w."""
+        y = labels if conditional else None
+        if not mixing:
+            z = jax.random.normal(rng, (labels.shape[0], latent_dim))
+            images, aux = generator.apply({"params": g_params}, z, y)
+            return images, aux["w"]
+        z_rng, z2_rng, mix_rng, cross_rng = jax.random.split(rng, 4)
+        mapped = [generator.apply({"params": g_params}, jax.random.normal(k, (labels.shape[0], latent_dim)), y,
+                                  method="map") for k in (z_rng, z2_rng)]  # 2 × (B, W)
+        crossover = jax.random.randint(cross_rng, labels.shape, 1, num_levels)
+        crossover = jnp.where(jax.random.uniform(mix_rng, labels.shape) < mixing, crossover, 0)
+        per_level = mix_levels(mapped[0], mapped[1], crossover, num_levels)  # (B, L, W)
+        return generator.apply({"params": g_params}, per_level, method="synthesize"), mapped[0]
 
     def score(d_params, rng, images, labels):
         images = diff_augment(rng, images, policy)
@@ -164,23 +182,30 @@ def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, laten
             fake_scores = score(d_params, fake_rng, fake, labels)
             loss = discriminator_loss(real_scores, fake_scores, kind)
             penalty = r1_penalty(lambda x: score(d_params, real_rng, x, labels), batch["images"]) if r1 else 0.0
-            return loss + r1_weight * penalty, (loss, penalty, real_scores, fake_scores)
+            penalty2 = r1_penalty(lambda x: score(d_params, fake_rng, x, labels), fake) if r1 and r2_weight else 0.0
+            total = loss + r1_weight * penalty + r2_weight * penalty2
+            return total, (loss, (penalty, penalty2), real_scores, fake_scores)
 
-        grads, (loss, penalty, real, fake_scores) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+        grads, (loss, (penalty, penalty2), real, fake_scores) = jax.grad(loss_fn, has_aux=True)(state.d_params)
         updates, d_opt = d_optimizer.update(grads, state.d_opt, state.d_params)
         metrics = {"gan/D/loss": loss, "gan/D/real_score": real.mean(), "gan/D/fake_score": fake_scores.mean(),
                    "gan/D/grad_norm": optax.tree.norm(grads)}
         if r1:
             metrics["gan/D/r1"] = penalty
+        if r1 and r2_weight:
+            metrics["gan/D/r2"] = penalty2
         return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), metrics
 
     def g_step(state: GanState, batch, rng):
         z_rng, fake_rng = jax.random.split(rng)
         labels = batch["labels"]
+        real_scores = None
+        if kind == "relativistic":  # each fake is scored against a real image
+            real_scores = score(state.d_params, jax.random.fold_in(fake_rng, 1), batch["images"], labels)
 
         def loss_fn(g_params):
             fake, w = generate(g_params, z_rng, labels)
-            return generator_loss(score(state.d_params, fake_rng, fake, labels), kind), w
+            return generator_loss(score(state.d_params, fake_rng, fake, labels), kind, real_scores), w
 
         (loss, w), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
         updates, g_opt = g_optimizer.update(grads, state.g_opt, state.g_params)
@@ -266,6 +291,15 @@ def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
     return evaluate
 
 
+def run_description(config, g_cfg, d_cfg, data) -> dict[str, Any]:
+    """What this run is, for WORKDIR/run.json: a resume may change its batch and recipe, never the rest."""
+    record = run_record.data_record(config.data.train, config.data.train_split, config.data.train_limit, len(data),
+                                    data.class_names)
+    return {"trainer": "gan", "generator": g_cfg.to_dict(), "discriminator": d_cfg.to_dict(), "data": record,
+            "global_batch": config.global_batch, "seed": config.seed, "image_size": g_cfg.image_size,
+            "recipe": {"loss": config.loss.to_dict(), "xflip": config.data.xflip}}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        fid_fn: Callable[[Checkpoint], dict[str, float]] | None = None, *,
                        budget: TimeBudget | None = None, initial: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -293,12 +327,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     dtype = COMPUTE_DTYPES[config.dtype]
     generator, discriminator = g_cfg.build(dtype, execution(config)), d_cfg.build(dtype, execution(config))
     g_optimizer, d_optimizer = create_optimizers(config)
-    state = jax.jit(functools.partial(init_state, g_cfg, d_cfg, g_optimizer, d_optimizer),
-                    out_shardings=replicated)(jax.random.key(config.seed))
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
                                    best_metric="fid/best_key" if config.fid.every_images else None, best_mode="min",
                                    asynchronous=config.async_checkpoints)
     start = checkpoints.latest_step() or 0
+    try:  # before compiling or restoring; a new batch size is fine: images_seen stays exact
+        run_record.settle(workdir, run_description(config, g_cfg, d_cfg, data), resuming=bool(start),
+                          may_change=("global_batch", "recipe"))
+    except run_record.RunMismatch:
+        checkpoints.close()
+        raise
+    state = jax.jit(functools.partial(init_state, g_cfg, d_cfg, g_optimizer, d_optimizer),
+                    out_shardings=replicated)(jax.random.key(config.seed))
     if start:
         state = checkpoints.restore(start, state)
     elif initial is not None:  # another run's networks; fresh Adam moments

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,7 @@ class MetricWriter:
                     if line.strip() and json.loads(line)["step"] <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         if tensorboard:
-            try:
-                from tensorboard.summary.writer.event_file_writer import EventFileWriter
-            except ImportError:  # the `train` extra brings it; JSONL and the console still work without
-                self._tb = None
-            else:
-                self._tb = EventFileWriter(str(Path(workdir) / "tensorboard"))
+            self._tb = _event_file(Path(workdir) / "tensorboard")
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
@@ -46,8 +43,8 @@ class MetricWriter:
 
             scalars = [summary_pb2.Summary.Value(tag=name, simple_value=value)
                        for name, value in values.items() if math.isfinite(value)]
-            self._tb.add_event(event_pb2.Event(wall_time=time.time(), step=step,
-                                               summary=summary_pb2.Summary(value=scalars)))
+            event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=scalars))
+            self._tb.write(event.SerializeToString())
             self._tb.flush()
 
     def records(self) -> list[dict[str, Any]]:
@@ -58,3 +55,20 @@ class MetricWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
+
+
+def _event_file(directory: Path):
+    """A TensorBoard event file (TFRecord framing, an `Event` proto per record) opened for appending, or None
+    without the `tensorboard` package. Its record writer and protos need no TensorFlow; its EventFileWriter
+    would import TensorFlow when installed (for tf.io.gfile), so it is not used."""
+    try:
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
+    except ImportError:  # the `train` extra brings it; JSONL and the console still work without
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}"
+    writer = RecordWriter(open(path, "ab"))  # noqa: SIM115 (closed by MetricWriter.close)
+    writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+    return writer
