@@ -137,6 +137,7 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
                    "d_params": unflatten({k[2:]: v for k, v in arrays.items() if k.startswith("d/")}),
                    "g_ema": unflatten(dict(ema)), "w_avg": arrays["w_avg"],
                    "images_seen": int(previous.get("images_seen_total", 0))}
+        config.total_images += initial["images_seen"]  # the state counts images across windows
     result = train_and_evaluate(config, workdir, budget=budget, initial=initial)
     import jax
 
@@ -211,11 +212,9 @@ def main(argv=None) -> int:
     try:
         overrides = _data_overrides(args.job, args.data, scratch) + list(args.set)
         config = load_config(f"{CONFIGS[args.job]}:{'smoke' if args.smoke else 'h200'}", overrides)
-        reserve = args.reserve_seconds if args.reserve_seconds is not None else (5.0 if args.smoke else 45.0)
+        reserve = args.reserve_seconds if args.reserve_seconds is not None else (20.0 if args.smoke else 45.0)
         budget = TimeBudget.from_minutes(args.minutes, started=STARTED, reserve_seconds=reserve,
                                          calibration_steps=3 if args.smoke else 20, eval_seconds=1.0)
-        if args.smoke:  # the smoke configs' own length bounds the dry run
-            budget.max_steps = int(config.get("num_steps") or 0) or None
         args.out.mkdir(parents=True, exist_ok=True)
         run = run_gan if args.job == "gan" else run_classifier
         summary = run(args, config, scratch / "work", budget, args.out)

@@ -251,11 +251,17 @@ def test_bad_inputs_are_refused_by_the_handlers_with_a_reason(handlers, uploads)
     for args, words in ((("green", 0, 0, 1.0), "count must be between 1 and 16"),
                         (("green", 0, 17, 1.0), "count must be between 1 and 16"),
                         (("green", -1, 1, 1.0), "seed must be between"), (("green", 0.5, 1, 1.0), "whole number"),
+                        (("green", 2**32, 1, 1.0), "seed must be between 0 and 4,294,967,295, got 4,294,967,296"),
+                        (("green", 2**32 - 2, 3, 1.0), "seed must be between 0 and 4,294,967,293"),
                         (("green", 0, 1, 0.0), "truncation ψ must be between"), (("unicorn", 0, 1, 1.0), "unicorn")):
         with pytest.raises(gr.Error, match=words):
             handlers.generate(*args)
     with pytest.raises(gr.Error, match="frames must be between 2 and 8"):
         handlers.interpolate(0, "red", 1, "red", 9, 1.0)
+    with pytest.raises(gr.Error, match="seed B must be between 0 and 4,294,967,295"):
+        handlers.interpolate(0, "red", 2**32 + 7, "red", 2, 1.0)
+    assert MAX_SEED == 2**32 - 1 and handlers.generate("green", MAX_SEED, 1, 1.0)[2].startswith(
+        f"1 samples, seeds {MAX_SEED}–{MAX_SEED}")  # the app takes every seed the scripts take
     with pytest.raises(gr.Error, match="unknown class name 'unicorn'"):
         handlers.classify(str(EXAMPLE), "unicorn")
     with pytest.raises(gr.Error, match="no image"):

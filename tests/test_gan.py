@@ -91,6 +91,7 @@ def test_w_avg_tracks_each_class_present_in_the_batch():
      "discriminator takes 32px"),
     (["generator.variant=nest_tiny_s16_32", "generator.overrides={}"], "not a generator"),
     (["checkpoint_every_images=120"], "multiple of config.log_every_images"),
+    (["grid.seed=4294967290"], "config.grid.seed 4294967290 with 40 images needs seeds up to 4294967329"),
 ])
 def test_bad_configs_fail_before_training(override, message):
     with pytest.raises(ValueError, match=message):

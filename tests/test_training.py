@@ -148,6 +148,26 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     assert load_checkpoint(workdir / "export").metadata["steps"] == 10  # the earlier export is untouched
 
 
+def test_a_resume_with_another_model_or_batch_is_refused_before_orbax_reads_a_checkpoint(cache, tmp_path):
+    workdir = tmp_path / "run"
+    _run(_train_command(workdir, cache, "--set", "num_steps=10"))
+    record = json.loads((workdir / "run.json").read_text())
+    assert record["model"]["dims"] == [32, 64] and record["data"]["num_examples"] == 512
+    checkpoints = {str(p.relative_to(workdir)): (p.read_bytes(), p.stat().st_mtime_ns)
+                   for p in sorted((workdir / "checkpoints").rglob("*")) if p.is_file()}
+    result = subprocess.run(_train_command(workdir, cache, "--set", "num_steps=20", "--set",
+                                           "model.overrides.dims=(16,64)", "--set", "global_batch=16"),
+                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    for part in ("model.dims [32, 64] → [16, 64]", "global_batch 32 → 16",
+                 "use a new --workdir, or put the old values back"):
+        assert part in errors[0]
+    assert {str(p.relative_to(workdir)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted((workdir / "checkpoints").rglob("*")) if p.is_file()} == checkpoints
+
+
 def test_bfloat16_streaming_run(cache, tmp_path):
     workdir = tmp_path / "bf16"
     result = _run(_train_command(workdir, cache, "--set", "dtype=bfloat16", "--set", "data.streaming=True",

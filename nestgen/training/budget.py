@@ -3,8 +3,9 @@
 A borrowed accelerator comes for minutes, not epochs (scripts/campaign.py). The trainers take a `TimeBudget`:
 they run `calibration_steps` steps after compilation, time them, and set the number of steps (and with it the
 learning-rate schedule, whose length is an argument of the compiled train step, so nothing compiles again) so
-that training, the evaluations and the final save all end before the deadline. If the machine slows down, the
-trainers stop early at the last moment that still leaves `reserve_seconds`, and save.
+that training, the evaluations and the final save all end before the deadline (never longer than the config's own
+length). If the machine slows down, the trainers stop early at the last moment that still leaves
+`reserve_seconds`, and save.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ class TimeBudget:
     deadline: float
     reserve_seconds: float = 30.0
     calibration_steps: int = 20
-    max_steps: int | None = None  # never more than this many steps (e.g. the config's own length)
     eval_seconds: float = 3.0  # expected cost of one periodic evaluation, reserved for each
 
     @classmethod
@@ -40,8 +40,7 @@ class TimeBudget:
         if not seconds_per_step > 0:
             raise ValueError(f"seconds per step must be positive, got {seconds_per_step}")
         left = self.remaining() - self.reserve_seconds - overhead_seconds
-        total = done + max(1, math.floor(left / seconds_per_step))
-        return min(total, self.max_steps) if self.max_steps else total
+        return done + max(1, math.floor(left / seconds_per_step))
 
     def must_stop(self) -> bool:
         """True once only the reserve is left: save now."""

@@ -298,10 +298,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                     calibration_start = time.perf_counter()
                 else:
                     per_step = (time.perf_counter() - calibration_start) / budget.calibration_steps
-                    total_steps = budget.fit_steps(done, per_step)
+                    fitted = budget.fit_steps(done, per_step)
                     if evaluation is not None:  # room for the periodic evaluations (a few seconds each)
-                        evals = total_steps // config.eval_every_steps + 1
-                        total_steps = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds * evals)
+                        evals = fitted // config.eval_every_steps + 1
+                        fitted = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds * evals)
+                    total_steps = min(total_steps, fitted)  # never longer than the config's own length
                     warmup_steps = min(warmup_steps, total_steps // 10)  # a short run warms up for ≤ 10%
                     schedule = schedule_array()
                     batches = train.train_batches(config, done, total_steps, host)

@@ -35,7 +35,7 @@ from nestgen.convert.checkpoint import Checkpoint, save_checkpoint
 from nestgen.data.diffaugment import POLICIES, diff_augment
 from nestgen.data.pipeline import HostSlice, train_batches
 from nestgen.data.sources import load_split, parse_data_spec
-from nestgen.evaluation.sampling import W_AVG_KEY, grid, latents, save_png, to_uint8
+from nestgen.evaluation.sampling import W_AVG_KEY, check_seeds, grid, latents, save_png, to_uint8
 from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_penalty
 from nestgen.models.generator import mix_levels
 from nestgen.models.registry import get_config
@@ -110,6 +110,7 @@ def validate(config: ml_collections.ConfigDict):
     if not 0 <= config.w_avg_beta < 1 or config.ema.half_life_images < 0:
         raise ValueError("config.w_avg_beta must be in [0, 1) and config.ema.half_life_images ≥ 0")
     sharding.check_batch_divisible(config.global_batch, "config.global_batch")
+    check_seeds(config.grid.seed, config.grid.rows * config.grid.columns, flag="config.grid.seed")
     if config.global_batch < 1 or config.total_images < 1:
         raise ValueError("config.global_batch and config.total_images must be positive")
     if not config.log_every_images or config.checkpoint_every_images % config.log_every_images:
@@ -417,7 +418,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                     per_step = (time.perf_counter() - calibration_start) / budget.calibration_steps
                     fids = (total_images // every["fid"] + 1) if every["fid"] else 0
                     steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds * min(fids, 20))
-                    total_images = seen + steps_left * batch_size
+                    total_images = min(total_images, seen + steps_left * batch_size)  # ≤ the config's length
                     progress.total = total_images
                     writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
             if budget is not None and budget.must_stop() and seen < total_images:

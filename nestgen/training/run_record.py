@@ -85,10 +85,9 @@ def settle(workdir: str | Path, record: dict[str, Any], *, resuming: bool, may_c
         diff = changes(previous, record)
         refused = {k: v for k, v in diff.items() if k.split(".")[0] not in may_change}
         if refused:
-            may = f" (it may change {', '.join(may_change)})" if may_change else ""
-            raise RunMismatch(f"{workdir} holds another run than this config describes: {describe(refused)}. A "
-                              f"resume may not change these{may}: use a new --workdir, or put the old values back "
-                              f"(they are in {path})")
+            may = " and ".join("the recipe" if name == "recipe" else name for name in may_change) or "nothing"
+            raise RunMismatch(f"{workdir} holds another run: {describe(refused)}; a resume may change only {may}: "
+                              f"use a new --workdir, or put the old values back (they are in {path})")
         allowed = {k: v for k, v in diff.items() if k not in refused}
         if allowed and jax.process_index() == 0:
             log(f"resuming {workdir} with {describe(allowed)}")
@@ -98,6 +97,7 @@ def settle(workdir: str | Path, record: dict[str, Any], *, resuming: bool, may_c
     if jax.process_index() == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{RUN_FILE}.tmp")
-        temporary.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+        lines = (f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}" for key, value in record.items())
+        temporary.write_text("{\n" + ",\n".join(lines) + "\n}\n")  # a field a line
         os.replace(temporary, path)  # atomic: a crash never leaves half a record
     return allowed
