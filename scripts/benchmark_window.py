@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
 
 ROOT = Path(__file__).resolve().parents[1]
+ROWS = ("classifier", "augmentation", "gan", "generator")
 
 
 def classifier_row(name: str, batch: int, dtype: str, execution: str, min_seconds: float) -> dict:
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--big-batch", type=int, default=128, help="NesT-B 224")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per row")
     parser.add_argument("--small", action="store_true", help="micro models and small batches: a CPU check")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which rows (default: all)")
     args = parser.parse_args(argv)
 
     import jax
@@ -92,18 +94,21 @@ def main(argv=None) -> int:
             errors.append(f"{label}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
             print(errors[-1], file=sys.stderr, flush=True)
 
-    for execution in ("plain", "fused"):
+    for execution in ("plain", "fused") if "classifier" in args.rows else ():
         began = time.perf_counter()
         attempt(f"{tiny} {execution}", lambda e=execution: classifier_row(tiny, args.batch, args.dtype, e,
                                                                           args.min_seconds))
-    began = time.perf_counter()
-    attempt(f"{big}", lambda: classifier_row(big, args.big_batch, args.dtype, "plain", args.min_seconds))
-    began = time.perf_counter()
-    attempt("augmentation", lambda: augment_row(args.batch, 32, args.min_seconds))
-    began = time.perf_counter()
-    attempt("gan", lambda: {"row": "GAN train step (D + G + EMA, lazy R1)",
-                            **measure_train_step(*gan, args.batch, timing, args.dtype)})
-    for name in generators:
+    if "classifier" in args.rows:
+        began = time.perf_counter()
+        attempt(f"{big}", lambda: classifier_row(big, args.big_batch, args.dtype, "plain", args.min_seconds))
+    if "augmentation" in args.rows:
+        began = time.perf_counter()
+        attempt("augmentation", lambda: augment_row(args.batch, 32, args.min_seconds))
+    if "gan" in args.rows:
+        began = time.perf_counter()
+        attempt("gan", lambda: {"row": "GAN train step (D + G + EMA, lazy R1)",
+                                **measure_train_step(*gan, args.batch, timing, args.dtype)})
+    for name in generators if "generator" in args.rows else ():
         began = time.perf_counter()
         attempt(name, lambda n=name: {"row": "generator sampling", **measure_sampling(n, args.batch, timing,
                                                                                       args.dtype)})

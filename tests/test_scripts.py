@@ -176,13 +176,33 @@ def test_peak_flops_come_from_the_datasheet_table():
 
 
 def test_benchmark_data_compares_the_pipeline_with_the_train_step():
+    """The in-memory pipeline (host batches + the JAX augmentation) and the tf.data stream, against a train step."""
     test_zip = ROOT.parent / "shared" / "data" / "cifar10-test.zip"
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "data", "--data", f"zip:{test_zip}",
                           "--split", "test", "--batch", "8", "--steps", "3", "--against", "nest_micro_32",
-                          "--min-seconds", "0"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+                          "--min-seconds", "0", "--streamed"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["examples"] == 10000 and result["train_step"]["variant"] == "nest_micro_32"
     train = result["train_step"]["images_per_second"]
     assert train > 0 and result["in_memory_images_per_second"] > 0 and result["streaming_images_per_second"] > 0
     assert result["in_memory_over_train_step"] == pytest.approx(result["in_memory_images_per_second"] / train, rel=0.01)
+
+
+def test_window_benchmark_writes_its_rows(tmp_path):
+    """The GPU window's benchmark call, at CPU size: classifier rows with MFU fields, the augmentation against the
+    train step, and one JSON file."""
+    out = tmp_path / "benchmark.json"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_window.py"), "--out", str(out), "--small",
+                          "--dtype", "float32", "--batch", "8", "--big-batch", "4", "--min-seconds", "0.1",
+                          "--rows", "classifier", "augmentation"], capture_output=True, text=True, timeout=600,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows = {(r["row"], r.get("execution"), r["batch"]): r for r in result["rows"]}
+    assert {("classifier train", "plain", 8), ("classifier train", "fused", 8), ("classifier train", "plain", 4),
+            ("augmentation (full CIFAR recipe)", None, 8)} <= set(rows) and result["errors"] == []
+    plain = rows[("classifier train", "plain", 8)]
+    assert plain["images_per_second"] > 0 and plain["mfu"] is None  # no datasheet peak for a CPU
+    augment = rows[("augmentation (full CIFAR recipe)", None, 8)]["images_per_second"]
+    assert result["augmentation_over_train_step"] == pytest.approx(augment / plain["images_per_second"], rel=0.02)
