@@ -79,9 +79,12 @@ def h200(c: ml_collections.ConfigDict) -> None:
     batch 256, a generator sized so that the EMA generator (release) and the generator + discriminator (resume
     state) come back in float16 within the window's 8 files of 16 MiB (11.2 M + 4.6 M parameters: the root
     level 384 wide instead of nest_gen_32's 512). FD_NesT with the shipped classifier every 1 M images, the
-    best EMA generator kept."""
+    best EMA generator kept. The loss is R3GAN's relativistic pairing loss with R1 and R2: the best of four recipes
+    compared at micro scale at equal images seen (`scripts/benchmark_gan_configs.py`, README "Choosing the GPU
+    recipe")."""
     c.dtype = "bfloat16"
     c.generator.overrides = {"dims": (128, 256, 256, 384)}
+    c.loss.kind, c.loss.r2_gamma = "relativistic", c.loss.r1_gamma
     c.global_batch = 256
     c.optim.g_lr = c.optim.d_lr = 1e-3
     c.ema.half_life_images = 250_000

@@ -98,6 +98,32 @@ def test_w_modulates_the_image_and_labels_condition_it():
         model.apply(params, z)
 
 
+def test_level_mixing_takes_coarse_levels_from_one_w_and_fine_levels_from_another():
+    """Per-level w: crossover 0 (or L) is one w everywhere; a crossover keeps the root's block from w_coarse, so
+    the image's coarse layout moves with w_coarse and its fine detail with w_fine."""
+    from nestgen.models.generator import mix_levels
+
+    strong = jax.tree_util.tree_map_with_path(  # w's styles made strong, as after training
+        lambda path, x: x * 100 if any(getattr(k, "key", "") == "style" for k in path) else x, random_params(TINY_G, 1))
+    model, params = TINY_G.build(), {"params": strong}
+    z = jax.random.normal(jax.random.key(3), (2, 16))
+    w = model.apply(params, z, jnp.array([0, 1]), method="map")  # (2, W)
+    a, b = w[:1], w[1:]
+    per_level = mix_levels(a, b, 0, TINY_G.num_levels)  # (1, L, W): every level from a
+    assert per_level.shape == (1, TINY_G.num_levels, w.shape[1])
+    np.testing.assert_allclose(model.apply(params, per_level, method="synthesize"),
+                               model.apply(params, a, method="synthesize"), atol=1e-5)
+    np.testing.assert_allclose(model.apply(params, mix_levels(a, b, TINY_G.num_levels, TINY_G.num_levels),
+                                           method="synthesize"), model.apply(params, b, method="synthesize"), atol=1e-5)
+    mixed = mix_levels(a, b, jnp.array([1]), TINY_G.num_levels)  # levels 1, 2 from a; the finest from b
+    np.testing.assert_array_equal(mixed[0, 0], b[0]) and np.testing.assert_array_equal(mixed[0, 2], a[0])
+    image = model.apply(params, mixed, method="synthesize")
+    for pure in (a, b):
+        assert float(jnp.abs(image - model.apply(params, pure, method="synthesize")).mean()) > 1e-5  # noise: 1e-7
+    with pytest.raises(ValueError, match="per-level w"):
+        model.apply(params, jnp.zeros((1, TINY_G.num_levels + 1, w.shape[1])), method="synthesize")
+
+
 def test_invalid_generator_configs_are_explained():
     with pytest.raises(ValueError, match="image_size 30 must equal"):
         GeneratorConfig(image_size=30)
