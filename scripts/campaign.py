@@ -138,7 +138,7 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
                    "g_ema": unflatten(dict(ema)), "w_avg": arrays["w_avg"],
                    "images_seen": int(previous.get("images_seen_total", 0))}
         config.total_images += initial["images_seen"]  # the state counts images across windows
-    result = train_and_evaluate(config, workdir, budget=budget, initial=initial)
+    result = train_and_evaluate(config, workdir, _guarded_fid(config), budget=budget, initial=initial)
     import jax
 
     record = _provenance(args, config, result, jax.devices()[0].device_kind)
@@ -155,6 +155,31 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
     _sample_grid(best, out / "samples.png")
     metrics = {k: v for k, v in result.items() if k.startswith("fid/")}
     return {**metrics, **record, "release": best.name}
+
+
+def _guarded_fid(config):
+    """The periodic FD_NesT of the GAN config, or None (none measured) when its packages or files are missing;
+    a failed evaluation is reported and skipped. A window is not lost for a metric."""
+    if not config.fid.every_images:
+        return None
+    from nestgen.training.gan_trainer import clean_fid_fn
+
+    try:
+        evaluate = clean_fid_fn(config.fid)
+    except Exception as error:  # ImportError (no clean-fid), FIDError (no reference), ...
+        print(f"warning: no FD_NesT in this window ({type(error).__name__}: {error}); the last EMA generator "
+              "is released", file=sys.stderr)
+        config.fid.every_images = 0
+        return None
+
+    def guarded(checkpoint):
+        try:
+            return evaluate(checkpoint)
+        except Exception as error:
+            print(f"warning: FD_NesT failed ({type(error).__name__}: {error}); training goes on", file=sys.stderr)
+            return {}
+
+    return guarded
 
 
 def _sample_grid(checkpoint_dir: Path, path: Path) -> None:

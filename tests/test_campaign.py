@@ -80,7 +80,11 @@ def cache(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("job", ["classifier", "gan"])
 def test_campaign_dry_run_resume_and_package_without_tensorflow(job, tmp_path, cache):
     # The classifier's first window asks for far more steps than 2 minutes hold: the budget decides its length.
-    minutes, longer = ("2", ["--set", "num_steps=1000000"]) if job == "classifier" else ("4", [])
+    # The GAN's first window measures FD_NesT as the H200 configuration does, and releases the best snapshot.
+    fid = ["--set", "fid.every_images=160", "--set", "fid.num=64", "--set", "fid.batch_size=64", "--set",
+           "fid.reference=zip:../shared/data/cifar10-test.zip@test", "--set",
+           "fid.features=nest:checkpoints/classifier-cifar10-nest_micro_32"]
+    minutes, longer = ("2", ["--set", "num_steps=1000000"]) if job == "classifier" else ("4", fid)
     first = _campaign("--job", job, "--minutes", minutes, "--out", str(tmp_path / "w1"), "--smoke", *longer,
                       cache=cache)
     _within_limits(tmp_path / "w1")
@@ -93,6 +97,9 @@ def test_campaign_dry_run_resume_and_package_without_tensorflow(job, tmp_path, c
     records = [json.loads(line) for line in (tmp_path / "w1" / "metrics.jsonl").read_text().splitlines()]
     fitted = [r for r in records if "budget/seconds_per_step" in r]  # the run was fitted to its budget
     assert len(fitted) == 1
+    if job == "gan":
+        fd = [r["fid/fd_nest"] for r in records if "fid/fd_nest" in r]
+        assert len(fd) == 2 and first["release"] == "export_best" and first["fid/fd_nest"] == fd[-1]
     if job == "classifier":
         assert 0.0 <= first["eval/top1"] <= 1.0
         assert fitted[0]["budget/total_steps"] == first["steps"] < 1_000_000  # stopped by the fitted schedule

@@ -60,6 +60,8 @@ def test_configs_load_with_arguments_and_overrides():
     ("data.train=zip:/nonexistent/cifar.zip", "does not exist"),
     ("dtype=float64", "config.dtype must be one of"),
     ("checkpoint_every_steps=7", "multiple of config.log_every_steps"),
+    ("seed=4294967295", "config.seed 4294967295 with 2 images needs seeds up to 4294967296"),  # seed + 1 would wrap
+    ("augment.randaugment_prob=2.0", "randaugment_prob is a probability"),
 ])
 def test_bad_configs_fail_before_any_compute(override, message):
     config = load_config(f"{CIFAR}:smoke", [override])

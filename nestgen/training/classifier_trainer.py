@@ -35,6 +35,7 @@ from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
 from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
+from nestgen.evaluation.sampling import check_seeds
 from nestgen.models.nest import COMPUTE_DTYPES, Execution
 from nestgen.models.registry import get_config
 from nestgen.training import run_record, sharding
@@ -77,6 +78,7 @@ def model_config(config: ml_collections.ConfigDict):
 def validate(config: ml_collections.ConfigDict):
     """Check everything that can be checked before loading data or compiling; returns the model config."""
     cfg = model_config(config)
+    check_seeds(config.seed, 2, "config.seed")  # the run uses seed and seed + 1: neither may wrap
     if config.input.image_size != cfg.image_size:
         raise ValueError(f"config.input.image_size {config.input.image_size} differs from the model's "
                          f"{cfg.image_size}: set model.overrides.image_size or input.image_size")

@@ -97,6 +97,7 @@ def augment_policy(config) -> tuple[str, ...]:
 def validate(config: ml_collections.ConfigDict):
     """Check everything that can be checked before loading data or compiling; returns (G config, D config)."""
     g_cfg, d_cfg = model_configs(config)
+    check_seeds(config.seed, 2, "config.seed")  # the run uses seed and seed + 1: neither may wrap
     if config.loss.kind not in LOSS_KINDS:
         raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
     augment_policy(config)
@@ -451,7 +452,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                 fid_metrics = fid_fn(generator_checkpoint(g_cfg, state, data.class_names, metadata(done, seen)))
                 writer.write(done, {**fid_metrics, "gan/images_seen": seen})
                 progress.write(f"{seen} images: " + ", ".join(f"{k} {v:.3f}" for k, v in fid_metrics.items()))
-                if next(iter(fid_metrics.values())) < best_fid:  # the best EMA generator so far, kept apart
+                if fid_metrics and next(iter(fid_metrics.values())) < best_fid:  # the best EMA generator so far
                     best_fid = next(iter(fid_metrics.values()))
                     export("export_best", done, seen, fid_metrics, discriminator=False)
                 tick += time.perf_counter() - began  # images/s counts training time only
