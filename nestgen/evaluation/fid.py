@@ -80,7 +80,7 @@ CLEANFID_STATS_DIR: Path | None = None  # None: the installed package's cleanfid
 @functools.cache
 def backends():
     """torch and clean-fid's modules, imported once (before TensorFlow, or torchvision aborts the process)."""
-    if "tensorflow" in sys.modules and "torchvision" not in sys.modules:
+    if sys.modules.get("tensorflow") is not None and "torchvision" not in sys.modules:  # None: blocked
         raise FIDError("torchvision (clean-fid's dependency) aborts the process when imported after TensorFlow: "
                        "call nestgen.evaluation.fid.backends() (or import torch, torchvision) before TensorFlow")
     try:
