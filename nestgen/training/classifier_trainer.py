@@ -343,6 +343,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             if save_now:
                 checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
                 last_good = done
+            if calibrate and done > calibrate[1] and done < total_steps:  # slower than calibrated (evaluations,
+                observed = (time.perf_counter() - calibration_start) / (done - calibrate[0])  # a busy machine):
+                fitted = budget.fit_steps(done, observed)  # shorten the schedule so the cosine still ends in time
+                if fitted < total_steps:
+                    total_steps = progress.total = fitted
+                    schedule = schedule_array()
+                    writer.write(done, {"budget/refit_total_steps": total_steps})
     finally:
         progress.close()
         checkpoints.close()
