@@ -63,6 +63,10 @@ def test_time_budget_fits_the_steps_to_the_time_left():
         TimeBudget(deadline=time.monotonic() + 5.0, reserve_seconds=10.0).must_stop()
     with pytest.raises(ValueError, match="positive"):
         TimeBudget.from_minutes(0)
+    clock, waited = TimeBudget(deadline=time.monotonic() + 100.0, calibration_steps=3), []
+    timed = [clock.time_steps(done, 10, lambda: waited.append(1)) for done in range(11, 17)]
+    assert timed[:4] == [None] * 4 and timed[4] > 0 and timed[5] is None and len(waited) == 2  # steps 12 → 15
+    assert clock.observed_seconds_per_step(15) is None and clock.observed_seconds_per_step(16) > 0
 
 
 @pytest.fixture(scope="module")

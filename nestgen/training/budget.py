@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
 
 @dataclasses.dataclass
@@ -23,6 +24,7 @@ class TimeBudget:
     reserve_seconds: float = 30.0
     calibration_steps: int = 20
     eval_seconds: float = 3.0  # expected cost of one periodic evaluation, reserved for each
+    _clock: tuple[int, float] | None = dataclasses.field(default=None, init=False, repr=False)
 
     @classmethod
     def from_minutes(cls, minutes: float, *, started: float | None = None, **kwargs) -> TimeBudget:
@@ -41,6 +43,24 @@ class TimeBudget:
             raise ValueError(f"seconds per step must be positive, got {seconds_per_step}")
         left = self.remaining() - self.reserve_seconds - overhead_seconds
         return done + max(1, math.floor(left / seconds_per_step))
+
+    def time_steps(self, done: int, first: int, wait: Callable[[], object]) -> float | None:
+        """Call after every step of a run that began at step `first` (`done` steps so far). Two steps after the
+        start (compilation over) it starts the clock; `calibration_steps` later it returns the seconds per step,
+        once; otherwise None. `wait()` blocks until the device has finished the steps dispatched so far."""
+        if done == first + 2:
+            wait()
+            self._clock = (done, time.perf_counter())
+        elif self._clock and done == self._clock[0] + self.calibration_steps:
+            wait()
+            return (time.perf_counter() - self._clock[1]) / self.calibration_steps
+        return None
+
+    def observed_seconds_per_step(self, done: int) -> float | None:
+        """Wall seconds per step since the clock started, evaluations and logging included (None before)."""
+        if not self._clock or done <= self._clock[0] + self.calibration_steps:
+            return None
+        return (time.perf_counter() - self._clock[1]) / (done - self._clock[0])
 
     def must_stop(self) -> bool:
         """True once only the reserve is left: save now."""

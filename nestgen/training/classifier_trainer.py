@@ -279,7 +279,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         return np.asarray([min(warmup_steps, total_steps), total_steps], np.int32)
 
     schedule = schedule_array()
-    calibrate = (start + 2, start + 2 + budget.calibration_steps) if budget else None
     base_rng = jax.random.key(config.seed + 1)
     batches = train.train_batches(config, start, total_steps, host)
     progress = tqdm(total=total_steps, initial=start, unit="step", disable=jax.process_index() != 0,
@@ -294,23 +293,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             pending.append(metrics)
             step = done = step + 1
             progress.update(1)
-            if calibrate and done in calibrate:  # time the compiled step, then fit the run to the budget
-                jax.block_until_ready(state.step)
-                if done == calibrate[0]:
-                    calibration_start = time.perf_counter()
-                else:
-                    per_step = (time.perf_counter() - calibration_start) / budget.calibration_steps
-                    fitted = budget.fit_steps(done, per_step)
-                    if evaluation is not None:  # room for the periodic evaluations (a few seconds each)
-                        evals = fitted // config.eval_every_steps + 1
-                        fitted = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds * evals)
-                    total_steps = min(total_steps, fitted)  # never longer than the config's own length
-                    warmup_steps = min(warmup_steps, total_steps // 10)  # a short run warms up for ≤ 10%
-                    schedule = schedule_array()
-                    batches = train.train_batches(config, done, total_steps, host)
-                    progress.total = total_steps
-                    writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_steps": total_steps,
-                                        "budget/warmup_steps": warmup_steps})
+            per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
+            if per_step:  # the compiled step is timed: fit the run to the budget
+                fitted = budget.fit_steps(done, per_step)
+                if evaluation is not None:  # room for the periodic evaluations (a few seconds each)
+                    evals = fitted // config.eval_every_steps + 1
+                    fitted = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds * evals)
+                total_steps = min(total_steps, fitted)  # never longer than the config's own length
+                warmup_steps = min(warmup_steps, total_steps // 10)  # a short run warms up for ≤ 10%
+                schedule = schedule_array()
+                batches = train.train_batches(config, done, total_steps, host)
+                progress.total = total_steps
+                writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_steps": total_steps,
+                                    "budget/warmup_steps": warmup_steps})
             out_of_time = budget is not None and budget.must_stop() and done < total_steps
             if out_of_time:
                 progress.write(f"step {done}: the time budget is spent; stopping {total_steps - done} steps early")
@@ -343,9 +338,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             if save_now:
                 checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
                 last_good = done
-            if calibrate and done > calibrate[1] and done < total_steps:  # slower than calibrated (evaluations,
-                observed = (time.perf_counter() - calibration_start) / (done - calibrate[0])  # a busy machine):
-                fitted = budget.fit_steps(done, observed)  # shorten the schedule so the cosine still ends in time
+            observed = budget.observed_seconds_per_step(done) if budget and done < total_steps else None
+            if observed:  # slower than calibrated (evaluations, a busy machine): shorten the schedule so that
+                fitted = budget.fit_steps(done, observed)  # the cosine still ends in time
                 if fitted < total_steps:
                     total_steps = progress.total = fitted
                     schedule = schedule_array()

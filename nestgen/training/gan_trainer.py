@@ -394,7 +394,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     every = {"log": config.log_every_images, "sample": config.sample_every_images,
              "checkpoint": config.checkpoint_every_images, "fid": config.fid.every_images}
     seen = int(jax.device_get(state.images_seen))
-    calibrate = (start + 2, start + 2 + budget.calibration_steps) if budget else None
     base_rng = jax.random.key(config.seed + 1)
     progress = tqdm(total=total_images, initial=seen, unit="img", unit_scale=True,
                     disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN",
@@ -411,17 +410,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
             before, seen, step = seen, seen + batch_size, step + 1
             done = step
             progress.update(batch_size)
-            if calibrate and done in calibrate:  # time the compiled step, then fit the run to the budget
-                jax.block_until_ready(state.step)
-                if done == calibrate[0]:
-                    calibration_start = time.perf_counter()
-                else:
-                    per_step = (time.perf_counter() - calibration_start) / budget.calibration_steps
-                    fids = (total_images // every["fid"] + 1) if every["fid"] else 0
-                    steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds * min(fids, 20))
-                    total_images = min(total_images, seen + steps_left * batch_size)  # ≤ the config's length
-                    progress.total = total_images
-                    writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
+            per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
+            if per_step:  # the compiled step is timed: fit the run to the budget
+                fids = (total_images // every["fid"] + 1) if every["fid"] else 0
+                steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds * min(fids, 20))
+                total_images = min(total_images, seen + steps_left * batch_size)  # ≤ the config's length
+                progress.total = total_images
+                writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
             if budget is not None and budget.must_stop() and seen < total_images:
                 progress.write(f"{seen} images: the time budget is spent; stopping {total_images - seen} images early")
                 total_images = seen
