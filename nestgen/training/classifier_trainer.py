@@ -295,10 +295,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             progress.update(1)
             per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
             if per_step:  # the compiled step is timed: fit the run to the budget
-                fitted = budget.fit_steps(done, per_step)
-                if evaluation is not None:  # room for the periodic evaluations (a few seconds each)
-                    evals = fitted // config.eval_every_steps + 1
-                    fitted = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds * evals)
+                if evaluation is not None:  # the periodic evaluations' cost, spread over the steps between them
+                    per_step += budget.eval_seconds / config.eval_every_steps
+                fitted = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds)  # + the last one
                 total_steps = min(total_steps, fitted)  # never longer than the config's own length
                 warmup_steps = min(warmup_steps, total_steps // 10)  # a short run warms up for ≤ 10%
                 schedule = schedule_array()

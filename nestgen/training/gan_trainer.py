@@ -412,8 +412,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
             progress.update(batch_size)
             per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
             if per_step:  # the compiled step is timed: fit the run to the budget
-                fids = (total_images // every["fid"] + 1) if every["fid"] else 0
-                steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds * min(fids, 20))
+                if every["fid"]:  # the periodic FID's cost, spread over the steps between evaluations
+                    per_step += budget.eval_seconds * batch_size / every["fid"]
+                steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds)  # + the last one
                 total_images = min(total_images, seen + steps_left * batch_size)  # ≤ the config's length
                 progress.total = total_images
                 writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
