@@ -26,10 +26,8 @@ def _smoke(*overrides):
     return load_config(f"{CONFIG}:smoke", ["async_checkpoints=False", *overrides])
 
 
-@pytest.fixture(scope="module")
-def steps():
-    """The smoke GAN's jitted D and G steps and an initial state, on a random batch of 16×16 images."""
-    config = _smoke()
+def _steps(config):
+    """A GAN config's jitted D and G steps and an initial state, on a random batch of 16×16 images."""
     g_cfg, d_cfg = gan_trainer.model_configs(config)
     g_opt, d_opt = gan_trainer.create_optimizers(config)
     state = jax.jit(lambda r: gan_trainer.init_state(g_cfg, d_cfg, g_opt, d_opt, r))(jax.random.key(0))
@@ -37,6 +35,12 @@ def steps():
     batch = {"images": jax.random.uniform(jax.random.key(1), (8, 16, 16, 3), minval=-1, maxval=1),
              "labels": jnp.arange(8) % 10}
     return state, jax.jit(d_step, static_argnums=3), jax.jit(g_step), batch
+
+
+@pytest.fixture(scope="module")
+def steps():
+    """The smoke GAN's steps (see _steps)."""
+    return _steps(_smoke())
 
 
 def _changed(a, b) -> set[str]:
@@ -59,17 +63,12 @@ def test_discriminator_step_changes_only_the_discriminator(steps, r1):
 def test_r3gan_loss_with_r2_and_level_mixing_steps():
     """The relativistic pairing loss with R1 and R2, with every fake level-mixed: D's step reports both penalties
     and moves only D; G's step moves only G (test_generator.py checks what mixing does to an image)."""
-    config = _smoke("loss.kind=relativistic", "loss.r2_gamma=0.05", "loss.level_mixing=1.0")
-    g_cfg, d_cfg = gan_trainer.model_configs(config)
-    g_opt, d_opt = gan_trainer.create_optimizers(config)
-    state = jax.jit(lambda r: gan_trainer.init_state(g_cfg, d_cfg, g_opt, d_opt, r))(jax.random.key(0))
-    d_step, g_step, _ = gan_trainer.make_steps(g_cfg.build(), d_cfg.build(), g_opt, d_opt, config, g_cfg.latent_dim)
-    batch = {"images": jax.random.uniform(jax.random.key(1), (8, 16, 16, 3), minval=-1, maxval=1),
-             "labels": jnp.arange(8) % 10}
-    new, metrics = jax.jit(d_step, static_argnums=3)(state, batch, jax.random.key(2), True)
+    state, d_step, g_step, batch = _steps(_smoke("loss.kind=relativistic", "loss.r2_gamma=0.05",
+                                                 "loss.level_mixing=1.0"))
+    new, metrics = d_step(state, batch, jax.random.key(2), True)
     assert float(metrics["gan/D/r1"]) > 0 and float(metrics["gan/D/r2"]) > 0
     assert not _changed(state.g_params, new.g_params) and _changed(state.d_params, new.d_params)
-    after, g_metrics = jax.jit(g_step)(new, batch, jax.random.key(3))
+    after, g_metrics = g_step(new, batch, jax.random.key(3))
     assert np.isfinite(float(g_metrics["gan/G/loss"])) and not _changed(new.d_params, after.d_params)
     assert "synthesis/to_rgb/kernel" in _changed(new.g_params, after.g_params)
 
