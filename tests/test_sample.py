@@ -1,4 +1,5 @@
-"""scripts/sample.py end to end on a tiny generator checkpoint: grid, single images, GIF, and clear errors."""
+"""scripts/sample.py end to end on a tiny generator checkpoint (grid, single images, GIF/MP4, class grid, level
+mixing, captions, clear errors), and the library under it: w_of, interpolate_w, mix_levels, labelled pictures."""
 
 import importlib.util
 from pathlib import Path
@@ -103,3 +104,214 @@ def test_seeds_beyond_2_to_the_32_are_refused_in_one_line(generator, tmp_path, c
 def test_missing_checkpoint_is_explained(tmp_path, capsys):
     assert _main(["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "g.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# ---- the library under the script: w, level mixing, labelled pictures, MP4 -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sampler(generator):
+    from nestgen.evaluation.sampling import GeneratorSampler
+
+    return GeneratorSampler.from_directory(generator, batch_size=8)
+
+
+def test_w_of_is_what_sample_and_interpolate_render(sampler):
+    seeds = [3, 4, 5]
+    w = sampler.w_of(seeds, truncation=0.7)
+    assert w.shape == (3, TINY_G.w_dim) and w.dtype == np.float32
+    np.testing.assert_array_equal(sampler.synthesize(w), sampler.sample(seeds, truncation=0.7))
+    walk = sampler.interpolate(3, 4, 4, 0, 2)  # (F, H, W, 3)
+    w_a, w_b = sampler.w_of([3], 0)[0], sampler.w_of([4], 2)[0]
+    np.testing.assert_array_equal(walk, sampler.interpolate_w(w_a, w_b, 4))
+    np.testing.assert_array_equal(walk[[0, -1]], np.concatenate([sampler.sample([3], 0), sampler.sample([4], 2)]))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        sampler.interpolate_w(w_a, w_b, 1)
+
+
+def test_per_level_w_all_equal_renders_sample_bit_for_bit(sampler):
+    w = sampler.w_of([7, 8], 1)  # (2, W)
+    w_levels = np.repeat(w[:, None], TINY_G.num_levels, axis=1)  # (2, L, W)
+    np.testing.assert_array_equal(sampler.synthesize_levels(w_levels), sampler.sample([7, 8], 1))
+
+
+def test_mix_levels_takes_coarse_levels_from_rows_and_fine_levels_from_columns(sampler):
+    coarse, fine, crossover = [0, 1], [10, 11, 12], 1
+    grid = sampler.mix_levels(coarse, fine, crossover, truncation=0.8)
+    assert grid.shape == (2, 3, 16, 16, 3) and grid.dtype == np.uint8
+    w_coarse, w_fine = sampler.w_of(coarse, truncation=0.8), sampler.w_of(fine, truncation=0.8)
+    for i in range(2):
+        for j in range(3):
+            by_hand = np.stack([w_coarse[i] if level >= crossover else w_fine[j] for level in range(3)])  # (L, W)
+            np.testing.assert_array_equal(grid[i, j], sampler.synthesize_levels(by_hand[None])[0])
+    assert not np.array_equal(grid[0, 0], grid[0, 1])  # another fine seed changes the picture …
+    assert not np.array_equal(grid[0, 0], grid[1, 0])  # … and so does another coarse seed
+    # … but not the coarse levels: the root level's features are the same along a row, different across rows
+    checkpoint = sampler.checkpoint
+    model = checkpoint.build()
+    w_levels = np.stack([np.stack([w_coarse[i] if level >= crossover else w_fine[j] for level in range(3)])
+                         for i in range(2) for j in range(3)])  # (A·B, L, W), row-major as the grid
+    levels = model.apply({"params": checkpoint.params}, w_levels, method=lambda m, w: m.synthesis(w)[1])
+    root = np.asarray(levels[-1]).reshape(2, 3, -1)  # (A, B, T·N·C)
+    finest = np.asarray(levels[0]).reshape(2, 3, -1)
+    for i in range(2):
+        np.testing.assert_array_equal(root[i, 1:], np.broadcast_to(root[i, :1], root[i, 1:].shape))
+        assert not np.array_equal(finest[i, 0], finest[i, 1])
+    assert not np.array_equal(root[0, 0], root[1, 0])
+
+
+@pytest.mark.parametrize("crossover", [0, 3, -1, 1.5])
+def test_mix_levels_refuses_crossovers_that_do_not_mix(sampler, crossover):
+    with pytest.raises(ValueError, match=r"^crossover must be a level from 1 to 2 \(this generator has 3 levels"):
+        sampler.mix_levels([0], [1], crossover)
+
+
+def _smooth(batch: int, size: int = 16) -> np.ndarray:
+    """uint8 (B, size, size, 3): smooth colour ramps, different per image."""
+    ramp = np.linspace(0, 1, size)
+    y, x = np.meshgrid(ramp, ramp, indexing="ij")  # (size, size) each
+    images = [np.stack([x * 200 + 20 * b, y * 180 + 30, (x + y) * 100 + 10 * b], -1) for b in range(batch)]
+    return np.clip(np.stack(images), 0, 255).astype(np.uint8)  # (B, size, size, 3)
+
+
+def test_captioned_grid_layout_pixels_and_text():
+    from nestgen.evaluation.pictures import PAD, captioned_grid, text_height
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    picture = captioned_grid(images, [f"seed {k} · horse" for k in range(5)], columns=3, cell=64)
+    band = text_height(64)
+    assert picture.dtype == np.uint8 and picture.shape == (PAD + 2 * (64 + band + PAD), PAD + 3 * (64 + PAD), 3)
+    for k, image in enumerate(images):
+        r, c = divmod(k, 3)
+        top, left = PAD + r * (64 + band + PAD), PAD + c * (64 + PAD)
+        np.testing.assert_array_equal(picture[top:top + 64, left:left + 64], image.repeat(4, 0).repeat(4, 1))
+        caption = picture[top + 64:top + 64 + band, left:left + 64]
+        assert (caption < 100).all(-1).sum() > 20  # black text was written on the white band
+    assert (picture[PAD + 64 + band + PAD:, PAD + 2 * (64 + PAD):] == 255).all()  # the empty sixth cell stays white
+    with pytest.raises(ValueError, match="one caption per image"):
+        captioned_grid(images, ["a"], columns=3)
+
+
+def test_long_captions_are_shortened_to_their_cell():
+    from nestgen.evaluation.pictures import PAD, captioned_grid
+
+    images = np.zeros((2, 16, 16, 3), np.uint8)
+    picture = captioned_grid(images, ["seed 1 · " + "x" * 200, "seed 2"], columns=2, cell=32)
+    between = picture[:, PAD + 32:PAD + 32 + PAD]  # the white gap between the two columns
+    assert (between == 255).all()
+
+
+def test_labelled_grid_layout_pixels_and_labels():
+    from nestgen.evaluation.pictures import PAD, labelled_grid, text_height
+
+    images = np.random.default_rng(1).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    picture = labelled_grid(images, ["cat", "horse"], ["seed 0", "seed 1", "seed 2"], cell=48, corner="class \\ seed")
+    band = text_height(48)
+    assert picture.shape == (band + PAD + 2 * (48 + PAD), 48 + PAD + 3 * (48 + PAD), 3)
+    for r in range(2):
+        top = band + PAD + r * (48 + PAD)
+        assert (picture[top:top + 48, :48] < 100).all(-1).sum() > 10  # the row label
+        for c in range(3):
+            left = 48 + PAD + c * (48 + PAD)
+            np.testing.assert_array_equal(picture[top:top + 48, left:left + 48], images[r, c].repeat(3, 0).repeat(3, 1))
+            assert (picture[:band, left:left + 48] < 100).all(-1).sum() > 10  # the column label
+    assert (picture[:band, :48] < 100).all(-1).sum() > 10  # the corner
+    with pytest.raises(ValueError, match="one label per row and per column"):
+        labelled_grid(images, ["cat"], ["a", "b", "c"])
+
+
+def test_save_mp4_plays_forward_then_back(tmp_path):
+    import av
+
+    from nestgen.evaluation.pictures import save_mp4
+
+    frames = _smooth(5, size=15)  # odd size: padded to even
+    path = save_mp4(frames, tmp_path / "walk.mp4", fps=10, scale=2)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])  # (F', H, W, 3)
+    assert decoded.shape == (8, 30, 30, 3)  # 5 forward + 3 back, 15 px × 2
+    first = frames[0].repeat(2, 0).repeat(2, 1).astype(np.float32)
+    assert np.abs(decoded[0].astype(np.float32) - first).mean() < 10
+    assert np.abs(decoded[-1].astype(np.float32) - frames[1].repeat(2, 0).repeat(2, 1)).mean() < 10
+
+
+def test_script_class_grid_mix_mp4_and_labels(generator, tmp_path, capsys):
+    from nestgen.evaluation.pictures import PAD, text_height
+
+    cell, band = 16 * 4, text_height(64)  # --scale 4 by default
+    assert _main(["--checkpoint", generator, "--class-grid", "--num", "2", "--seed", "5",
+                  "--out", str(tmp_path / "classes.png")]) == 0
+    table = np.asarray(Image.open(tmp_path / "classes.png"))
+    assert table.shape == (band + PAD + 3 * (cell + PAD), cell + PAD + 2 * (cell + PAD), 3)  # 3 classes × 2 seeds
+    from nestgen.evaluation.sampling import GeneratorSampler
+
+    sampler = GeneratorSampler.from_directory(generator)
+    top, left = band + PAD + 2 * (cell + PAD), cell + PAD + 1 * (cell + PAD)  # row "horse", column seed 6
+    np.testing.assert_array_equal(table[top:top + cell, left:left + cell],
+                                  sampler.sample([6], 2)[0].repeat(4, 0).repeat(4, 1))
+
+    assert _main(["--checkpoint", generator, "--mix", "0,1", "10,11,12", "--crossover", "2", "--scale", "3",
+                  "--out", str(tmp_path / "mix.png")]) == 0
+    mix = np.asarray(Image.open(tmp_path / "mix.png"))
+    band48 = text_height(48)
+    assert mix.shape == (band48 + PAD + 2 * (48 + PAD), 48 + PAD + 3 * (48 + PAD), 3)
+    top, left = band48 + PAD + 1 * (48 + PAD), 48 + PAD + 2 * (48 + PAD)  # coarse seed 1, fine seed 12
+    np.testing.assert_array_equal(mix[top:top + 48, left:left + 48],
+                                  sampler.mix_levels([1], [12], 2)[0, 0].repeat(3, 0).repeat(3, 1))
+
+    assert _main(["--checkpoint", generator, "--interpolate", "1", "2", "--frames", "4", "--scale", "2",
+                  "--out", str(tmp_path / "walk.mp4")]) == 0
+    import av
+
+    with av.open(str(tmp_path / "walk.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 6 and decoded[0].shape == (32, 32, 3)
+
+    assert _main(["--checkpoint", generator, "--num", "3", "--seed", "4", "--labels", "--columns", "3",
+                  "--scale", "2", "--out", str(tmp_path / "labelled.png")]) == 0
+    labelled = np.asarray(Image.open(tmp_path / "labelled.png"))
+    assert labelled.shape == (PAD + 32 + text_height(32) + PAD, PAD + 3 * (32 + PAD), 3)
+    first = sampler.sample([4])[0].repeat(2, 0).repeat(2, 1)  # (32, 32, 3)
+    np.testing.assert_array_equal(labelled[PAD:PAD + 32, PAD:PAD + 32], first)
+    assert (labelled[PAD + 32:PAD + 32 + text_height(32)] < 100).all(-1).sum() > 20  # captions drawn
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--class-grid", "--class", "cat"], "--class-grid draws every class in its own row: leave out --class"),
+    (["--class-grid", "--out", "classes"], "with --class-grid, --out must name a .png file"),
+    (["--mix", "0,1", "2"], "--mix and --crossover go together"),
+    (["--crossover", "1"], "--mix and --crossover go together"),
+    (["--mix", "0,x", "2", "--crossover", "1"], "expected comma-separated whole-number seeds like 0,1,2, got '0,x'"),
+    (["--mix", "0", "2", "--crossover", "3"], "error: crossover must be a level from 1 to 2"),
+    (["--mix", "0", "2", "--crossover", "0"], "error: crossover must be a level from 1 to 2"),
+    (["--mix", "0", "4294967296", "--crossover", "1"], "error: --mix seed 4294967296 is out of range"),
+    (["--mix", "0", "1", "--crossover", "1", "--out", "mix.gif"], "with --mix, --out must name a .png file"),
+    (["--mix", "0", "1", "--crossover", "1", "--class-grid"], "not allowed with argument"),
+    (["--interpolate", "1", "2", "--out", "walk.webm"], "--out must name a .gif or .mp4 file"),
+    (["--labels", "--class-grid"], "--labels captions the plain grid"),
+    (["--scale", "0"], "--scale must be a positive whole number"),
+])
+def test_new_bad_arguments_get_one_line(generator, tmp_path, capsys, argv, message):
+    out = [] if "--out" in argv else ["--out", str(tmp_path / "x.png")]
+    argv = [str(tmp_path / a) if a in ("classes", "mix.gif", "walk.webm") else a for a in argv]
+    try:
+        status = _main(["--checkpoint", generator, *out, *argv])
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    assert status == 2 and message in captured.err and captured.err.count("\n") == 1 and not captured.out
+    assert not list(tmp_path.iterdir())
+
+
+def test_class_grid_is_refused_for_unconditional_generators(tmp_path, capsys):
+    config = get_config("nest_gen_micro_32_cond", image_size=16, num_levels=3, dims=(16, 32, 32), heads=(1, 2, 2),
+                        depths=(1, 1, 1), latent_dim=16, w_dim=32, num_classes=0)
+    save_checkpoint(tmp_path / "u", config, init_params(config, 1))
+    assert _main(["--checkpoint", str(tmp_path / "u"), "--class-grid", "--num", "2",
+                  "--out", str(tmp_path / "c.png")]) == 2
+    assert capsys.readouterr().err == ("error: --class-grid needs a class-conditional generator; "
+                                       "this one is unconditional\n")
+    assert not (tmp_path / "c.png").exists()

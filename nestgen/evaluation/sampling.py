@@ -1,4 +1,6 @@
-"""Sample a trained generator: seeds → images, truncation toward the tracked mean of w, interpolation, grids, GIFs.
+"""Sample a trained generator: seeds → w → images, truncation toward the tracked mean of w, interpolation in w space
+and level mixing (coarse levels from one seed, finer levels from another). Pictures (grids, labelled tables, GIFs,
+MP4s) are made in nestgen/evaluation/pictures.py; grid, save_png and save_gif are re-exported here.
 
 Image i of a request depends only on its seed, class and ψ: z = normal(key(seed)), and every batch runs padded
 to one fixed size through one compiled function, so the same seed gives the same image bit for bit on a machine.
@@ -17,6 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from nestgen.evaluation.pictures import grid as grid
+from nestgen.evaluation.pictures import save_gif as save_gif
+from nestgen.evaluation.pictures import save_png as save_png
+from nestgen.models.generator import mix_levels as mix_levels_w
 
 W_AVG_KEY = "w_avg"  # checkpoint metadata: the tracked mean of w, (num_classes or 1, w_dim) as nested lists
 
@@ -133,53 +139,71 @@ class GeneratorSampler:
         """w (B, W) → uint8 images (B, H, W, 3)."""
         return to_uint8(self._chunks(self._synthesize, np.asarray(w, np.float32)))
 
+    def synthesize_levels(self, w_levels: np.ndarray) -> np.ndarray:
+        """Per-level w (B, L, W) float32, index 0 the finest level → uint8 images (B, H, W, 3): level mixing.
+
+        Padded to the batch size like `synthesize`, so one compiled shape serves every request."""
+        w_levels = np.asarray(w_levels, np.float32)
+        if w_levels.ndim != 3 or w_levels.shape[1:] != (self.config.num_levels, self.config.w_dim):
+            raise ValueError(f"per-level w must be (B, {self.config.num_levels}, {self.config.w_dim}), "
+                             f"got {w_levels.shape}")
+        return to_uint8(self._chunks(self._synthesize, w_levels))
+
+    def _w(self, seeds: Sequence[int], labels: np.ndarray, truncation: float) -> np.ndarray:
+        """w (B, W) float32 of seeds (B,) with the given labels (B,), pulled toward the mean by ψ = truncation."""
+        if not len(seeds):
+            return np.zeros((0, self.config.w_dim), np.float32)
+        return self.mapping(latents(seeds, self.config.latent_dim), labels, truncation)
+
+    def w_of(self, seeds: Sequence[int], class_index: int | None = None, truncation: float = 1.0) -> np.ndarray:
+        """w (B, W) float32 that `sample` renders for these seeds: the given class, or each seed's own drawn class
+        (`labels_for`), pulled toward the tracked mean of w by ψ = truncation."""
+        seeds = [_seed(s) for s in seeds]
+        return self._w(seeds, self.labels_for(seeds, class_index), truncation)
+
     def sample(self, seeds: Sequence[int], class_index: int | None = None, truncation: float = 1.0) -> np.ndarray:
         """uint8 images (B, H, W, 3), one per seed, of the given class (or a per-seed random class)."""
-        seeds = [int(s) for s in seeds]
-        z = latents(seeds, self.config.latent_dim)
-        return self.synthesize(self.mapping(z, self.labels_for(seeds, class_index), truncation))
+        return self.synthesize(self.w_of(seeds, class_index, truncation))
+
+    def interpolate_w(self, w_a: np.ndarray, w_b: np.ndarray, frames: int) -> np.ndarray:
+        """uint8 images (F, H, W, 3): `frames` evenly spaced points of the straight line from w_a (W,) to w_b (W,),
+        both ends included."""
+        if frames < 2:
+            raise ValueError(f"an interpolation needs at least 2 frames, got {frames}")
+        w_a, w_b = np.asarray(w_a, np.float32), np.asarray(w_b, np.float32)
+        if w_a.shape != (self.config.w_dim,) or w_b.shape != (self.config.w_dim,):
+            raise ValueError(f"interpolate_w takes two w of shape ({self.config.w_dim},), got {w_a.shape} and "
+                             f"{w_b.shape}")
+        t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]  # (F, 1)
+        return self.synthesize(w_a[None] + t * (w_b - w_a)[None])  # (F, W) → (F, H, W, 3)
 
     def interpolate(self, seed_a: int, seed_b: int, frames: int, class_a: int | None = None,
                     class_b: int | None = None, truncation: float = 1.0) -> np.ndarray:
-        """`frames` images on the straight line in w space from (seed_a, class_a) to (seed_b, class_b)."""
+        """`frames` images (F, H, W, 3) uint8 on the straight line in w space from (seed_a, class_a) to
+        (seed_b, class_b)."""
         if frames < 2:
             raise ValueError(f"an interpolation needs at least 2 frames, got {frames}")
-        z = latents([seed_a, seed_b], self.config.latent_dim)
-        labels = np.concatenate([self.labels_for([seed_a], class_a), self.labels_for([seed_b], class_b)])
-        w_a, w_b = self.mapping(z, labels, truncation)
-        t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]  # (F, 1)
-        return self.synthesize(w_a[None] + t * (w_b - w_a)[None])  # (F, H, W, 3)
+        seeds = [_seed(seed_a), _seed(seed_b)]
+        labels = np.concatenate([self.labels_for(seeds[:1], class_a), self.labels_for(seeds[1:], class_b)])
+        w_a, w_b = self._w(seeds, labels, truncation)  # one mapping batch: (2, W)
+        return self.interpolate_w(w_a, w_b, frames)
 
-
-def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
-    """uint8 images (B, H, W, 3) → one uint8 grid image, row-major, `padding` black pixels between cells."""
-    b, h, w, c = images.shape
-    columns = columns or int(np.ceil(np.sqrt(b)))
-    rows = int(np.ceil(b / columns))
-    canvas = np.zeros((rows * (h + padding) + padding, columns * (w + padding) + padding, c), np.uint8)
-    for i, image in enumerate(images):
-        r, col = divmod(i, columns)
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
-        canvas[top:top + h, left:left + w] = image
-    return canvas
-
-
-def save_png(image: np.ndarray, path: str | Path) -> Path:
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return path
-
-
-def save_gif(frames: np.ndarray, path: str | Path, *, frame_ms: int = 80, scale: int = 1) -> Path:
-    """An animated GIF that plays forward then back (a seamless loop), frames enlarged `scale`× (nearest)."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sequence = list(frames) + list(frames[-2:0:-1])
-    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in sequence]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    return path
+    def mix_levels(self, seeds_coarse: Sequence[int], seeds_fine: Sequence[int], crossover: int,
+                   class_index: int | None = None, truncation: float = 1.0) -> np.ndarray:
+        """Level mixing grid, uint8 (A, B, H, W, 3) for A coarse and B fine seeds: image [i, j] takes levels
+        ≥ crossover (the coarse ones, root included) from seeds_coarse[i] and levels < crossover from
+        seeds_fine[j]. Levels are numbered 0 = finest … L-1 = root; crossover must be in 1 … L-1."""
+        levels = self.config.num_levels
+        if isinstance(crossover, bool) or not isinstance(crossover, int | np.integer) or not 1 <= crossover < levels:
+            raise ValueError(f"crossover must be a level from 1 to {levels - 1} (this generator has {levels} levels, "
+                             f"0 = finest, {levels - 1} = root), got {crossover!r}")
+        if not len(seeds_coarse) or not len(seeds_fine):
+            raise ValueError("level mixing needs at least one coarse seed and one fine seed")
+        w_coarse = self.w_of(seeds_coarse, class_index, truncation)  # (A, W)
+        w_fine = self.w_of(seeds_fine, class_index, truncation)  # (B, W)
+        a, b = len(w_coarse), len(w_fine)
+        pairs_coarse = np.repeat(w_coarse, b, axis=0)  # (A·B, W): row i·B + j holds w_coarse[i]
+        pairs_fine = np.tile(w_fine, (a, 1))  # (A·B, W): row i·B + j holds w_fine[j]
+        w_levels = np.asarray(mix_levels_w(pairs_coarse, pairs_fine, int(crossover), levels))  # (A·B, L, W)
+        images = self.synthesize_levels(w_levels)  # (A·B, H, W, 3)
+        return images.reshape(a, b, *images.shape[1:])  # (A, B, H, W, 3)
