@@ -114,7 +114,7 @@ def main(argv=None) -> int:
             images = sampler.mix_levels(coarse, fine, args.crossover, class_index, args.truncation)  # (A, B, H, W, 3)
             rows = [caption(s, label) for s, label in zip(coarse, sampler.labels_for(coarse, class_index), strict=True)]
             columns = [caption(s, label) for s, label in zip(fine, sampler.labels_for(fine, class_index), strict=True)]
-            corner = f"coarse \\ fine, levels >= {args.crossover} coarse"
+            corner = f"coarse \\ fine, crossover {args.crossover}"
             print(save_png(labelled_grid(images, rows, columns, cell, corner), out))
             return 0
         seeds = list(range(args.seed, args.seed + args.num))

@@ -315,3 +315,14 @@ def test_class_grid_is_refused_for_unconditional_generators(tmp_path, capsys):
     assert capsys.readouterr().err == ("error: --class-grid needs a class-conditional generator; "
                                        "this one is unconditional\n")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_save_mp4_without_pyav_names_the_install_command(monkeypatch, tmp_path):
+    import sys
+
+    from nestgen.evaluation.pictures import save_mp4
+
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ImportError
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[app\]"'):
+        save_mp4(_smooth(2), tmp_path / "walk.mp4")
+    assert not (tmp_path / "walk.mp4").exists()
