@@ -35,6 +35,7 @@ def main(argv=None) -> int:
 
     from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
     from nestgen.evaluation.accuracy import evaluate_checkpoint
+    from nestgen.serving.cards import strip_machine_paths
 
     export = load_checkpoint(args.export)
     full32 = evaluate_checkpoint(export, args.data, args.split)
@@ -55,7 +56,8 @@ def main(argv=None) -> int:
     metadata = dict(export.metadata, model_card=card)
     out = save_checkpoint(args.output, export.config, export.params, class_names=export.class_names,
                           preprocess=export.preprocess, weights_dtype=dtype, metadata=metadata)
-    (out / "README.md").write_text(_card(args, export, card, dtype))
+    card_text = strip_machine_paths(_card(args, export, card, dtype))  # no folders of this machine
+    (out / "README.md").write_text(card_text)
     print(json.dumps({"output": str(out), "weights_dtype": dtype, **{k: v for k, v in card.items()
                                                                       if isinstance(v, (int, float))}}))
     return 0
@@ -70,7 +72,7 @@ def _card(args, export, card: dict, dtype: str) -> str:
 
 {args.note}
 
-| | |
+| item | details |
 |---|---|
 | model | `{config.get('model', {}).get('variant', '?')}`: {cfg.num_levels} levels, dims {list(cfg.dims)}, \
 heads {list(cfg.heads)}, depths {list(cfg.depths)}, {cfg.attention.replace('_', '-')} attention, \

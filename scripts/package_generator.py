@@ -43,6 +43,7 @@ def main(argv=None) -> int:
 
     from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
     from nestgen.evaluation.sampling import GeneratorSampler, grid, save_png
+    from nestgen.serving.cards import strip_machine_paths
 
     export = load_checkpoint(args.export)
     network = fid.load_features(args.features)
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
     sampler = GeneratorSampler.from_directory(out, batch_size=100)
     rows = [sampler.sample(range(10), class_index=c) for c in range(max(export.config.num_classes, 1))]
     save_png(grid(np.concatenate(rows), columns=10), out / "samples.png")
-    (out / "README.md").write_text(_card(args, export, card, dtype, out))
+    card_text = strip_machine_paths(_card(args, export, card, dtype, out))  # no folders of this machine
+    (out / "README.md").write_text(card_text)
     print(json.dumps({"output": str(out), "weights_dtype": dtype, "metric": shipped.label, **shipped.metrics}))
     return 0
 
@@ -103,7 +105,7 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
 
 ![samples: one row per class, seeds 0-9](samples.png)
 
-| | |
+| item | details |
 |---|---|
 | generator | `{config.get('generator', {}).get('variant', '?')}`: {cfg.image_size}×{cfg.image_size}, blocks of \
 {cfg.block_size}×{cfg.block_size} pixels, {cfg.num_levels} levels, dims {list(cfg.dims)} (finest first), heads \

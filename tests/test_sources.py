@@ -152,8 +152,8 @@ def test_mixed_sizes_and_broken_images_are_refused(tmp_path):
     assert count == 6 and {tuple(x["image"].shape) for x in stream.as_numpy_iterator()} == {(6, 8, 3), (5, 5, 3)}
     broken = _write_folder(tmp_path / "broken")
     (broken / "test" / "dog" / "1.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"test/dog/1\.png cannot be decoded \(not an image file Pillow can read\); "
-                                        r"delete or replace it$"):
+    with pytest.raises(DataError, match=r"test/dog/1\.png cannot be decoded \(not an image file \(PNG, JPEG, GIF, "
+                                        r"BMP, WebP, TIFF … expected\)\); delete or replace it$"):
         load_split(broken, "test", cache_dir=tmp_path / "cache")
 
 

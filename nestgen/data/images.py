@@ -96,7 +96,7 @@ def load_image(source: str | Path | bytes | Image.Image, *, target_size: int | N
     except IsADirectoryError as error:
         raise ImageError(f"{name}: is a directory, not an image") from error
     except UnidentifiedImageError as error:
-        raise ImageError(f"{name}: not an image file Pillow can read") from error
+        raise ImageError(f"{name}: not an image file (PNG, JPEG, GIF, BMP, WebP, TIFF … expected)") from error
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         raise ImageError(f"{name}: too large to decode safely ({error}); downscale it") from error
     except (OSError, ValueError, SyntaxError) as error:
@@ -166,16 +166,33 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def crop_geometry(width: int, height: int, size: int, crop_pct: float = 1.0) -> tuple[int, int, int, int]:
+    """Where `resize_and_crop` puts a width×height image: (resized width, resized height, left, top) of the S×S
+    crop (S = `size`) inside the resized image, in resized pixels."""
+    scale = max(size, int(round(size / float(crop_pct))))
+    ratio = scale / min(width, height)
+    new_w, new_h = max(scale, round(width * ratio)), max(scale, round(height * ratio))
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+
+
 def resize_and_crop(image: Image.Image, size: int, *, crop_pct: float = 1.0, resize: str = "bicubic"
                     ) -> Image.Image:
     """Resize the shorter side to max(S, round(S / crop_pct)) with `resize`, then centre-crop S×S (S = `size`)."""
-    scale = max(size, int(round(size / float(crop_pct))))
-    width, height = image.size
-    ratio = scale / min(width, height)
-    new_w, new_h = max(scale, round(width * ratio)), max(scale, round(height * ratio))
+    new_w, new_h, left, top = crop_geometry(*image.size, size, crop_pct)
     image = image.resize((new_w, new_h), _RESAMPLE[resize])
-    left, top = (new_w - size) // 2, (new_h - size) // 2
     return image.crop((left, top, left + size, top + size))
+
+
+def source_box(box: Sequence[int], source_size: tuple[int, int], size: int, crop_pct: float = 1.0
+               ) -> tuple[int, int, int, int]:
+    """A pixel box (top, left, bottom, right; bottom/right exclusive) of the S×S model input → the same region in
+    the width×height image it was cut from by `resize_and_crop`, rounded outward to whole pixels."""
+    width, height = source_size
+    new_w, new_h, left, top = crop_geometry(width, height, size, crop_pct)
+    sy, sx = height / new_h, width / new_w  # source pixels per resized pixel
+    t, lft, b, r = box
+    return (max(0, int(np.floor((t + top) * sy))), max(0, int(np.floor((lft + left) * sx))),
+            min(height, int(np.ceil((b + top) * sy))), min(width, int(np.ceil((r + left) * sx))))
 
 
 def preprocess(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:

@@ -13,15 +13,15 @@ from PIL import Image, ImageDraw
 from nestgen.explain.gradcat import Explanation
 
 LEVEL_COLOURS = [(255, 64, 64), (255, 170, 0), (64, 200, 64), (64, 160, 255), (200, 90, 255), (255, 255, 255)]
-_RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float32)  # viridis
+RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float32)  # viridis
 
 
 def colourise(values: np.ndarray) -> np.ndarray:
     """Map an array scaled to [0, 1] onto a viridis-like ramp: (...,) → (..., 3) uint8."""
-    x = np.clip(values, 0.0, 1.0) * (len(_RAMP) - 1)
-    low = np.floor(x).astype(int).clip(0, len(_RAMP) - 2)
+    x = np.clip(values, 0.0, 1.0) * (len(RAMP) - 1)
+    low = np.floor(x).astype(int).clip(0, len(RAMP) - 2)
     frac = (x - low)[..., None]
-    return (_RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac).astype(np.uint8)
+    return (RAMP[low] * (1 - frac) + RAMP[low + 1] * frac).astype(np.uint8)
 
 
 def upscale(image: Image.Image, size: int = 256) -> Image.Image:

@@ -6,12 +6,60 @@ command that trains it.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from nestgen.convert.checkpoint import Checkpoint
 from nestgen.models.registry import count_params
 
 ROLES = (("Classifier", "classifier"), ("Generator", "generator"))
+
+
+_MACHINE_PATH = re.compile(r"(?<![\w./~])/(?!/)(?:[^\s/`'\"()\[\]|]+/)+([^\s/`'\"()\[\]|]+)")
+_EMAIL_LIKE = re.compile(r"(?<![`\w.])([\w.+-]+@[\w-]+\.[\w.-]*\w)(?![`\w])")
+_IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def strip_machine_paths(text: str) -> str:
+    """Absolute paths of the machine that made a checkpoint (`/work/shared/data/x.zip`, `/root/.cache/…/y.npz`)
+    → their file names: a model card should not show another machine's folders. Relative paths and URLs stay."""
+    return _MACHINE_PATH.sub(lambda m: m[1], text)
+
+
+def _outside_code(markdown: str, fix) -> str:
+    """Apply `fix` to the text outside code fences and `code spans`."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        out.append(line if fenced else "`".join(part if i % 2 else fix(part)
+                                                for i, part in enumerate(line.split("`"))))
+    return "\n".join(out)
+
+
+def _served_images(markdown: str, folder: Path) -> str:
+    """Relative image links of a card (`![samples](samples.png)`) → URLs the app serves (`launch` allows exactly
+    these files, see `card_files`)."""
+    def link(match):
+        path = (folder / match[2]).resolve()
+        inside = path.is_file() and path.is_relative_to(folder.resolve())
+        return f"![{match[1]}](/gradio_api/file={path})" if inside and "://" not in match[2] else match[0]
+
+    return _IMAGE_LINK.sub(link, markdown)
+
+
+def card_files(predictor) -> list[Path]:
+    """The image files the loaded checkpoints' cards show (served by the app; nothing else of the checkpoints)."""
+    files = []
+    for _, checkpoint in predictor.checkpoints():
+        readme = checkpoint.path / "README.md" if checkpoint.path is not None else None
+        if readme is not None and readme.is_file():
+            for match in _IMAGE_LINK.finditer(readme.read_text()):
+                path = (checkpoint.path / match[2]).resolve()
+                if path.is_file() and path.is_relative_to(checkpoint.path.resolve()):
+                    files.append(path)
+    return files
 
 
 def _demote(markdown: str, levels: int = 2) -> str:
@@ -65,7 +113,11 @@ def summary(checkpoint: Checkpoint) -> str:
 def card(role: str, checkpoint: Checkpoint) -> str:
     path = checkpoint.path
     readme = path / "README.md" if path is not None else None
-    body = _demote(readme.read_text()) if readme is not None and readme.is_file() else summary(checkpoint)
+    if readme is not None and readme.is_file():
+        text = _outside_code(readme.read_text(), lambda part: _EMAIL_LIKE.sub(r"`\1`", strip_machine_paths(part)))
+        body = _served_images(_demote(text), path)
+    else:
+        body = summary(checkpoint)
     return (f"## {role}: `{path.name if path else 'in memory'}`\n\n{body}\n\n"
             f"### Measured (recorded in config.json)\n\n{measured(checkpoint)}")
 

@@ -36,6 +36,9 @@ class Limits:
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 25_000_000  # width × height of an upload, checked before decoding
     min_truncation: float = 0.05
+    max_grid_seeds: int = 10  # seeds per class in the class × seed grid
+    max_mix_seeds: int = 8  # seeds on each side of the level-mixing grid
+    max_projection_steps: int = 500  # optimisation steps of one projection
 
 
 def read_image(source, limits: Limits, target_size: int | None = None) -> Image.Image:
@@ -98,6 +101,30 @@ def check_int(value, name: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise InputError(f"{name} must be between {low:,} and {high:,}, got {int(number):,}")
     return int(number)
+
+
+def parse_seeds(text, name: str, max_count: int) -> list[int]:
+    """'3, 5, 9' or '10-13' (or a mix, or one number) → the seeds in order, each in [0, MAX_SEED]; InputError if
+    a part is not a whole number, a range runs backwards, or there are none or more than `max_count`."""
+    seeds = []
+    for part in str(text if text is not None else "").replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high) if dash else int(low)
+        except ValueError as error:
+            raise InputError(f"{name}: {part!r} is not a seed; write whole numbers like 0, 4, 7 or a range 10-13"
+                             ) from error
+        if last < first:
+            raise InputError(f"{name}: the range {part} runs backwards; write {last}-{first}")
+        if last - first >= max_count:
+            raise InputError(f"{name}: at most {max_count} seeds, got {part} ({last - first + 1})")
+        seeds += [check_int(seed, f"{name} seed", 0, MAX_SEED) for seed in range(first, last + 1)]
+    if not 1 <= len(seeds) <= max_count:
+        raise InputError(f"{name}: give 1 to {max_count} seeds, like 0, 4, 7 or 10-13; got {len(seeds)}")
+    return seeds
 
 
 def check_truncation(value, limits: Limits) -> float:

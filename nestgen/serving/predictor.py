@@ -18,13 +18,22 @@ import numpy as np
 from PIL import Image
 
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
-from nestgen.data.images import preprocess
+from nestgen.data.images import preprocess, resize_and_crop, source_box
 from nestgen.evaluation.predict import ClassifierPredictor
+from nestgen.evaluation.projection import Projector
 from nestgen.evaluation.sampling import GeneratorSampler
 from nestgen.explain.gradcat import DEFAULT_SCORE, Explanation, GradCAT, features_and_gradients
 from nestgen.models.nest import unblockify
 from nestgen.serving.discriminator import DiscriminatorService
-from nestgen.serving.inputs import MAX_SEED, InputError, Limits, check_int, check_truncation, read_image
+from nestgen.serving.inputs import (
+    MAX_SEED,
+    InputError,
+    Limits,
+    check_int,
+    check_truncation,
+    parse_seeds,
+    read_image,
+)
 
 ANY_CLASS = "any"
 PREDICTED = "(predicted)"
@@ -47,6 +56,29 @@ class Classification:
     explanation: Explanation
     gradcam: np.ndarray  # (H_l, W_l)
     predicted: bool  # the explained class is the predicted one
+    source_size: tuple[int, int]  # (width, height) of the image as uploaded
+    warnings: list[str] = dataclasses.field(default_factory=list)  # why the answer may mean little
+    crop_pct: float = 1.0  # the preprocessing's centre crop, to map boxes back onto the upload
+
+    def source_box(self, box) -> tuple[int, int, int, int]:
+        """A box (top, left, bottom, right) of the S×S input → the same region in the uploaded image's pixels."""
+        return source_box(box, self.source_size, self.image.width, self.crop_pct)
+
+
+FLAT_STD = 3.0  # pixel standard deviation (0-255) below which an input is called one flat colour
+
+
+def input_warnings(source_size: tuple[int, int], shown: np.ndarray, image_size: int) -> list[str]:
+    """Warnings for inputs a classifier answers anyway but whose answer says little: images much smaller than its
+    input (a 1×1 upload is enlarged to S×S) and (nearly) flat images. `shown` is the uint8 (S, S, 3) input."""
+    warnings, (width, height) = [], source_size
+    if min(width, height) < image_size / 2:
+        warnings.append(f"the image is only {width}×{height} pixels: it was enlarged to {image_size}×{image_size}, "
+                        "so there is little for the classifier to see")
+    if float(shown.std()) < FLAT_STD:
+        warnings.append("the image is (nearly) one flat colour: there is nothing to recognise, whatever the "
+                        "scores say")
+    return warnings
 
 
 class ClassifierService:
@@ -78,13 +110,15 @@ class ClassifierService:
         picture = read_image(source, self.limits, target_size=self.image_size)
         spec = self.checkpoint.preprocess
         x = preprocess(picture, spec)[None]  # (1, S, S, 3)
+        shown = np.clip((x[0] * np.asarray(spec["std"]) + np.asarray(spec["mean"])) * 255, 0, 255)
+        shown = shown.round().astype(np.uint8)  # (S, S, 3): what the model saw
         prediction = self.predictor.predict(x, top_k)[0]
         index = prediction.top_k[0][1] if target is None else target
         explanation = self.explainer.explain(x, target=index)[0][0]
         cam = np.asarray(self._grad_cam(self.checkpoint.params, x, jnp.asarray([index], jnp.int32), 0))[0]
-        shown = np.clip((x[0] * np.asarray(spec["std"]) + np.asarray(spec["mean"])) * 255, 0, 255)
-        return Classification(Image.fromarray(shown.round().astype(np.uint8)), prediction.top_k, explanation, cam,
-                              target is None or target == prediction.top_k[0][1])
+        return Classification(Image.fromarray(shown), prediction.top_k, explanation, cam,
+                              target is None or target == prediction.top_k[0][1], picture.size,
+                              input_warnings(picture.size, shown, self.image_size), float(spec.get("crop_pct", 1.0)))
 
 
 class GeneratorService:
@@ -93,6 +127,7 @@ class GeneratorService:
     def __init__(self, checkpoint: Checkpoint, limits: Limits, batch_size: int = 16):
         self.checkpoint, self.limits = checkpoint, limits
         self.sampler = GeneratorSampler(checkpoint, batch_size=batch_size)
+        self.projector = Projector(self.sampler)
 
     @property
     def conditional(self) -> bool:
@@ -125,17 +160,65 @@ class GeneratorService:
             chunks.append(self._run(self.sampler.sample, seeds[start:start + step], index, psi))
         return np.concatenate(chunks), seeds, self.sampler.labels_for(seeds, index)
 
-    def interpolate(self, seed_a, class_a, seed_b, class_b, frames, truncation=1.0) -> np.ndarray:
+    def end_w(self, seed, class_value, truncation, name: str) -> np.ndarray:
+        """The w (W,) of one (seed, class) end, as `sample` renders it."""
+        seed = check_int(seed, name, 0, MAX_SEED)
+        return self._run(self.sampler.w_of, [seed], self.class_index(class_value), truncation)[0]
+
+    def interpolate(self, seed_a, class_a, seed_b, class_b, frames, truncation=1.0, w_a=None, w_b=None
+                    ) -> np.ndarray:
+        """(F, H, W, 3) uint8 frames on the straight line in w space; an end given as w (a projection) replaces
+        its (seed, class)."""
         frames = check_int(frames, "frames", 2, self.limits.max_frames)
-        seed_a, seed_b = check_int(seed_a, "seed A", 0, MAX_SEED), check_int(seed_b, "seed B", 0, MAX_SEED)
         psi = check_truncation(truncation, self.limits)
-        return self._run(self.sampler.interpolate, seed_a, seed_b, frames, self.class_index(class_a),
-                         self.class_index(class_b), psi)
+        ends = [self.end_w(seed, klass, psi, name) if w is None else self._check_w(w, name)
+                for seed, klass, w, name in ((seed_a, class_a, w_a, "seed A"), (seed_b, class_b, w_b, "seed B"))]
+        return self._run(self.sampler.interpolate_w, *ends, frames)
+
+    def _check_w(self, w, name: str) -> np.ndarray:
+        w = np.asarray(w, np.float32)
+        if w.shape != (self.sampler.config.w_dim,) or not np.isfinite(w).all():
+            raise InputError(f"{name}: a projected w must be {self.sampler.config.w_dim} finite numbers, "
+                             f"got shape {w.shape}")
+        return w
+
+    def class_grid(self, seed, count, truncation=1.0) -> tuple[np.ndarray, list[int]]:
+        """Every class × `count` seeds from `seed`: (K, count, H, W, 3) uint8 images (row k is class k), seeds."""
+        if not self.conditional:
+            raise InputError("this generator is unconditional: it has no classes to lay out in rows")
+        count = check_int(count, "seeds per class", 1, self.limits.max_grid_seeds)
+        seed = check_int(seed, "first seed", 0, MAX_SEED - count + 1)
+        psi, seeds = check_truncation(truncation, self.limits), list(range(seed, seed + count))
+        rows = [self._run(self.sampler.sample, seeds, k, psi) for k in range(self.sampler.config.num_classes)]
+        return np.stack(rows), seeds  # (K, count, H, W, 3)
+
+    @property
+    def num_levels(self) -> int:
+        return self.sampler.config.num_levels
+
+    def mix(self, coarse, fine, crossover, class_value=None, truncation=1.0):
+        """Level mixing: seeds of the coarse levels (rows) × seeds of the fine levels (columns) → (A, B, H, W, 3)
+        uint8, the seeds of both sides and the crossover level (levels ≥ it come from the row's seed)."""
+        coarse = parse_seeds(coarse, "coarse seeds", self.limits.max_mix_seeds)
+        fine = parse_seeds(fine, "fine seeds", self.limits.max_mix_seeds)
+        crossover = check_int(crossover, "crossover level", 1, self.num_levels - 1)
+        psi, index = check_truncation(truncation, self.limits), self.class_index(class_value)
+        return self._run(self.sampler.mix_levels, coarse, fine, crossover, index, psi), coarse, fine, crossover
+
+    def project(self, source, class_value=None, steps=None, progress=None):
+        """An uploaded image → `nestgen.evaluation.projection.Projection` (the w that reconstructs it best)."""
+        size = self.sampler.config.image_size
+        steps = check_int(self.projector.steps if steps is None else steps, "steps", 1,
+                          self.limits.max_projection_steps)
+        image = read_image(source, self.limits, target_size=size)
+        pixels = np.asarray(resize_and_crop(image, size), np.uint8)  # (S, S, 3), the evaluation rule
+        return self._run(self.projector.project, pixels, self.class_index(class_value), steps=steps,
+                         progress=progress), image.size
 
     @staticmethod
-    def _run(fn, *args):
+    def _run(fn, *args, **kwargs):
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except ValueError as error:  # e.g. ψ < 1 on a checkpoint without the mean of w
             raise InputError(str(error)) from error
 
@@ -186,6 +269,8 @@ class Predictor:
         for name, service, call in (
                 ("classifier", self.classifier, lambda s: s.classify(blank)),
                 ("generator", self.generator, lambda s: s.sample(0, 1)),
+                ("level mixing", self.generator, lambda s: s.mix("0", "1", 1)),
+                ("projection", self.generator, lambda s: s.projector.warm_up()),
                 ("discriminator", self.discriminator, lambda s: s.explain(blank, s.class_names[0]))):
             if service is not None:
                 start = time.perf_counter()

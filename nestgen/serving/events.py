@@ -1,0 +1,114 @@
+"""What every event handler of the app shares: reading uploads, output files, pictures sized for the browser, and
+failure reports for the tabs' status lines. The handlers themselves are in `generating.py` and `explaining.py`,
+joined in `handlers.Handlers`. Imports Gradio (`pip install -e ".[app]"`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import functools
+import inspect
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from nestgen.evaluation.pictures import save_png
+from nestgen.serving import require_gradio
+from nestgen.serving.inputs import InputError, Scratch
+from nestgen.serving.predictor import Predictor
+
+gr = require_gradio()
+
+SHOWN = 128  # pixels of a sample in a gallery (enlarged with nearest-neighbour)
+
+
+def upload(value, max_bytes: int):
+    """An image input as the handler receives it (events taking uploads run with Gradio's preprocessing off, so
+    Gradio never decodes an upload itself: every file reaches `read_image` and its messages) → a path or bytes."""
+    if not isinstance(value, dict):
+        return value  # None, a path or bytes (direct calls)
+    url = value.get("url") or ""
+    if not value.get("path") and url.startswith("data:"):
+        if len(url) > max_bytes * 4 // 3 + 1024:  # base64 is 4/3 of the bytes
+            raise gr.Error(f"the pasted image is over the {max_bytes / 2**20:g} MiB limit", print_exception=False)
+        try:
+            return base64.b64decode(url.partition(",")[2], validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise gr.Error("the pasted data is not a base64 image", print_exception=False) from error
+    return value.get("path")
+
+
+def big(image: np.ndarray | Image.Image, size: int = SHOWN) -> Image.Image:
+    """Small samples enlarged with nearest-neighbour, so the browser shows pixels instead of blur."""
+    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    scale = max(1, size // max(image.size))
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def reports_failures(method):
+    """Remember a failed event's message per browser session, so the tab's status line can show it
+    (`Handlers.last_error`, wired to the event's `.failure`); gr.Error still reaches the client and the toast."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(self, *args, request: gr.Request | None = None, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except gr.Error as error:
+            session = getattr(request, "session_hash", None)
+            if session:
+                self.errors[session] = error.message
+                while len(self.errors) > 1000:  # bounded: the oldest sessions go first
+                    self.errors.popitem(last=False)
+            raise
+
+    params = [*signature.parameters.values()]
+    request = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=gr.Request)
+    keyword = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    wrapper.__signature__ = signature.replace(parameters=[*positional, *keyword, request])
+    return wrapper
+
+
+class BaseHandlers:
+    """What every handler needs: the predictor, a scratch folder for output files, and error reporting."""
+
+    def __init__(self, predictor: Predictor, scratch: Scratch | None = None):
+        self.predictor, self.scratch = predictor, scratch or Scratch()
+        self.errors: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def last_error(self, request: gr.Request | None = None) -> str:
+        """The status line after a failed event: its message (a toast shows it too)."""
+        message = self.errors.pop(getattr(request, "session_hash", None), None)
+        return f"⚠ {message}" if message else "⚠ The request failed; see the message in the corner."
+
+    def _need(self, role: str):
+        service = getattr(self.predictor, role)
+        if service is None:
+            raise gr.Error(self.predictor.missing.get(role, f"no {role} is loaded"), print_exception=False)
+        return service
+
+    def _file(self, image: np.ndarray | Image.Image, stem: str) -> str:
+        """Every output image goes to Gradio as a PNG file of its own: Gradio copies files into its cache
+        atomically, while the PIL images it saves itself are rewritten in place, and a visitor can download a
+        half-written one when two requests produce the same picture (found by the load test)."""
+        return str(save_png(np.asarray(image), self.scratch.path(stem, ".png")))
+
+    def _files(self, captioned: Sequence[tuple[np.ndarray | Image.Image, str]], stem: str) -> list[tuple[str, str]]:
+        return [(self._file(image, f"{stem}{i}"), caption) for i, (image, caption) in enumerate(captioned)]
+
+    @staticmethod
+    def _call(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as error:
+            raise gr.Error(str(error), print_exception=False) from error
+
+

@@ -1,0 +1,131 @@
+"""The generation side of the app's events: Generate, Class grid, Interpolate, Level mixing, Project. Each method
+takes what the UI components send and returns what they show; invalid input raises gr.Error with a one-line
+reason. The tests call them directly; `ui.py` wires them to the components.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from nestgen.evaluation.pictures import captioned_grid, labelled_grid, save_gif, save_mp4, save_png
+from nestgen.serving.events import BaseHandlers, big, gr, plural, reports_failures, upload
+from nestgen.serving.inputs import MAX_SEED
+from nestgen.serving.predictor import ANY_CLASS
+
+DOWNLOAD_CELL = 128  # pixels of a sample in a downloaded, captioned grid
+
+
+def seed_span(seeds: Sequence[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
+
+
+class GenerationHandlers(BaseHandlers):
+    """Generate, Class grid, Interpolate, Level mixing and Project."""
+
+    @reports_failures
+    def generate(self, class_value, seed, count, truncation, progress=gr.Progress()):  # noqa: B008 - Gradio's hook
+        """class, first seed, count, ψ → gallery captioned "seed · class", the captioned grid PNG, a status line."""
+        service = self._need("generator")
+        start = time.perf_counter()
+        images, seeds, labels = self._call(service.sample, seed, count, class_value, truncation,
+                                           progress=lambda done, total: progress((done, total), unit="images"))
+        names = [service.class_name(y) for y in labels]
+        captions = [f"seed {s}" + (f" · {n}" if n else "") for s, n in zip(seeds, names, strict=True)]
+        picture = captioned_grid(images, captions, columns=min(8, len(images)), cell=DOWNLOAD_CELL)
+        grid_file = save_png(picture, self.scratch.path(f"nestgen-samples-{seed_span(seeds).replace(' ', '')}",
+                                                        ".png"))
+        status = (f"{plural(len(seeds), 'sample')}, {seed_span(seeds)}, class {class_value or ANY_CLASS}, "
+                  f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s). Click a sample, then "
+                  "“Explain this sample” to ask the classifier.")
+        gallery = self._files([(big(im), c) for im, c in zip(images, captions, strict=True)], "sample")
+        return gallery, str(grid_file), status
+
+    @reports_failures
+    def new_seeds(self, class_value, count, truncation, progress=gr.Progress()):  # noqa: B008
+        """A random first seed, and its samples."""
+        limit = MAX_SEED - self.predictor.limits.max_samples
+        seed = secrets.randbelow(limit)
+        return (seed, *self.generate(class_value, seed, count, truncation, progress))
+
+    @reports_failures
+    def class_grid(self, seed, count, truncation, progress=gr.Progress()):  # noqa: B008
+        """first seed, seeds per class, ψ → one row per class (the model card's picture, live), the PNG, status."""
+        service = self._need("generator")
+        start = time.perf_counter()
+        progress(0, desc="sampling every class")
+        images, seeds = self._call(service.class_grid, seed, count, truncation)
+        picture = labelled_grid(images, service.sampler.class_names, [f"seed {s}" for s in seeds],
+                                cell=96, corner="class / seed")
+        path = save_png(picture, self.scratch.path(f"nestgen-class-grid-{seed_span(seeds).replace(' ', '')}",
+                                                   ".png"))
+        status = (f"{len(images)} classes × {plural(len(seeds), 'seed')} ({seed_span(seeds)}), "
+                  f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)")
+        return str(path), str(path), status
+
+    @reports_failures
+    def interpolate(self, seed_a, class_a, seed_b, class_b, frames, truncation, w_a=None, w_b=None,
+                    progress=gr.Progress()):  # noqa: B008
+        """Two ends (seed, class) — or a projected w for either — → the frames on the straight line between their
+        w, a looping GIF, the GIF and an MP4 to download, a status line."""
+        service = self._need("generator")
+        start = time.perf_counter()
+        progress(0, desc="interpolating")
+        images = self._call(service.interpolate, seed_a, class_a, seed_b, class_b, frames, truncation, w_a, w_b)
+        name = f"nestgen-interpolation-{self._end(seed_a, w_a)}-{self._end(seed_b, w_b)}"
+        scale = max(1, 256 // images.shape[1])
+        gif = save_gif(images, self.scratch.path(name, ".gif"), scale=scale)
+        try:
+            mp4 = str(save_mp4(images, self.scratch.path(name, ".mp4"), scale=scale))
+        except ImportError:  # the encoder is part of the app extra; without it the GIF still works
+            mp4 = None
+        steps = np.linspace(0.0, 1.0, len(images))
+        frames_out = self._files([(big(im), f"t = {t:.2f}") for im, t in zip(images, steps, strict=True)], "frame")
+        ends = (self._describe(seed_a, class_a, w_a), self._describe(seed_b, class_b, w_b))
+        status = (f"{plural(len(images), 'frame')} from {ends[0]} to {ends[1]}, ψ = {float(truncation):g} "
+                  f"({time.perf_counter() - start:.2f} s); the GIF plays forward and back")
+        return frames_out, str(gif), str(gif), mp4, status
+
+    @staticmethod
+    def _end(seed, w) -> str:
+        return "projected" if w is not None else f"seed{int(float(seed))}" if seed is not None else "seed"
+
+    @staticmethod
+    def _describe(seed, class_value, w) -> str:
+        return "the projected image" if w is not None else f"seed {seed} ({class_value or ANY_CLASS})"
+
+    @reports_failures
+    def mix_levels(self, coarse, fine, crossover, class_value, truncation, progress=gr.Progress()):  # noqa: B008
+        """Coarse seeds (rows), fine seeds (columns), crossover level, class, ψ → the labelled grid, its PNG,
+        a status line. Levels ≥ crossover (root included) come from the row's seed, finer levels from the column's."""
+        service = self._need("generator")
+        start = time.perf_counter()
+        progress(0, desc="mixing levels")
+        images, rows, columns, crossover = self._call(service.mix, coarse, fine, crossover, class_value, truncation)
+        top = service.num_levels - 1
+        picture = labelled_grid(images, [f"seed {s}" for s in rows], [f"seed {s}" for s in columns], cell=96,
+                                corner=f"levels {top}-{crossover} / {crossover - 1}-0")
+        path = save_png(picture, self.scratch.path(f"nestgen-level-mixing-{crossover}", ".png"))
+        status = (f"{len(rows)} × {len(columns)} images: levels {top}–{crossover} (coarse: layout, colours) from "
+                  f"the row's seed, levels {crossover - 1}–0 (fine: texture, detail) from the column's seed; class "
+                  f"{class_value or ANY_CLASS}, ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)")
+        return str(path), str(path), status
+
+    @reports_failures
+    def project(self, image, class_value, steps, progress=gr.Progress()):  # noqa: B008
+        """upload, class, steps → target | reconstruction side by side, the projected w (a list, for
+        `interpolate`'s w_a / w_b), a status line with the distance."""
+        service = self._need("generator")
+        source = upload(image, service.limits.max_upload_bytes)
+        report = lambda done, total: progress((done, total), desc="projecting", unit="steps")  # noqa: E731
+        projection, size = self._call(service.project, source, class_value, steps, progress=report)
+        pair = np.concatenate([big(projection.target, 256), big(projection.image, 256)], axis=1)  # (S', 2S', 3)
+        which = "" if projection.class_index is None else f" as {service.class_name(projection.class_index)}"
+        status = (f"Projected your {size[0]}×{size[1]} image{which} in {projection.steps} steps "
+                  f"({projection.seconds:.1f} s): PSNR {projection.psnr:.1f} dB, mean absolute error "
+                  f"{projection.mae:.1f} / 255 per channel. Left: what the generator was shown; right: its best "
+                  "reconstruction.")
+        return self._file(pair, "projection"), [float(v) for v in projection.w], status
