@@ -3,7 +3,8 @@
 One w (W,) drives every level (W space). It starts at the class's tracked mean of w (the checkpoint's `w_avg`),
 or, without one, at the mean w of START_SEEDS mapped seeds of that class, and Adam lowers the pixel MSE in [-1, 1]
 plus `w_penalty` × mean((w - w_start)²). The steps run in jitted chunks (a `lax.scan` of `chunk` steps, one compiled
-shape per batch size), so a caller sees progress between chunks and the compile happens once per Projector.
+shape per batch size; a last partial chunk runs masked), so a caller sees progress between chunks and the compile
+happens once per Projector.
 
 A class-conditional generator asked for no class runs one chunk from every class's start at once (one batch),
 keeps the class whose reconstruction is best after that chunk, and spends the remaining steps on it alone; the
@@ -23,7 +24,7 @@ import optax
 
 from nestgen.evaluation.sampling import GeneratorSampler, latents, to_uint8
 
-DEFAULT_STEPS = 100  # about 1 s per projection on the 2-core CPU with the shipped 32×32 generator (see README)
+DEFAULT_STEPS = 200  # about 1.7 s per projection on the 2-core CPU with the shipped 32×32 generator
 MAX_STEPS = 1000  # a request ends within seconds on a CPU
 DEFAULT_CHUNK = 25  # steps per compiled call: progress is reported between chunks
 DEFAULT_LEARNING_RATE = 0.05  # Adam step on w
@@ -77,14 +78,15 @@ class Projector:
             losses = jnp.mean((images - target) ** 2, axis=(1, 2, 3)) + w_penalty * jnp.mean((w - w_start) ** 2, -1)
             return jnp.sum(losses), losses  # the sum keeps each row's gradient its own: B independent projections
 
-        def run_chunk(w, opt_state, target, w_start):
-            def step(carry, _):
+        def run_chunk(w, opt_state, target, w_start, active):
+            def step(carry, i):  # steps i >= active (the tail of a last, partial chunk) leave w and Adam as they are
                 w, opt_state = carry
                 (_, losses), grad = jax.value_and_grad(loss_fn, has_aux=True)(w, target, w_start)
-                updates, opt_state = optimizer.update(grad, opt_state, w)
-                return (optax.apply_updates(w, updates), opt_state), losses
+                updates, new_state = optimizer.update(grad, opt_state, w)
+                new = (optax.apply_updates(w, updates), new_state)
+                return jax.tree.map(lambda a, b: jnp.where(i < active, a, b), new, (w, opt_state)), losses
 
-            (w, opt_state), losses = jax.lax.scan(step, (w, opt_state), None, length=chunk)
+            (w, opt_state), losses = jax.lax.scan(step, (w, opt_state), jnp.arange(chunk))
             return w, opt_state, losses  # losses (chunk, B)
 
         self._init = jax.jit(optimizer.init)
@@ -112,10 +114,11 @@ class Projector:
         """Run `steps` steps (whole chunks) from w (B, W) toward target (B, H, W, 3); returns w, losses (steps, B)."""
         w_start = jnp.asarray(w)
         w, opt_state, losses = w_start, self._init(w_start), [np.zeros((0, len(w_start)), np.float32)]
-        for _ in range(steps // self.chunk):
-            w, opt_state, chunk_losses = self._run(w, opt_state, target, w_start)
-            losses.append(np.asarray(chunk_losses))
-            done += self.chunk
+        for first in range(0, steps, self.chunk):
+            active = min(self.chunk, steps - first)
+            w, opt_state, chunk_losses = self._run(w, opt_state, target, w_start, np.int32(active))
+            losses.append(np.asarray(chunk_losses)[:active])
+            done += active
             if progress is not None:
                 progress(min(done, total), total)
         return np.asarray(w), np.concatenate(losses)
@@ -125,8 +128,8 @@ class Projector:
         """Project one uint8 image (H, W, 3), H = W = the generator's image size, into W space.
 
         `class_index` picks the start (a conditional generator with None tries every class for one chunk and keeps
-        the best); `steps` defaults to the Projector's and is rounded up to whole chunks; `progress(done, total)` is
-        called after every chunk.
+        the best); `steps` defaults to the Projector's (a last partial chunk runs masked, so exactly `steps` steps
+        update w); `progress(done, total)` is called after every chunk.
         Raises ValueError for another image shape or dtype, a class out of range, or steps outside 1 … MAX_STEPS.
         """
         started = time.perf_counter()
@@ -139,17 +142,17 @@ class Projector:
         if class_index is not None:
             class_index = self.sampler.class_index(int(class_index))
         target = jnp.asarray(image, jnp.float32)[None] / 127.5 - 1.0  # (1, H, W, 3) in [-1, 1]
-        steps = -(-steps // self.chunk) * self.chunk  # rounded up to whole chunks
         head = []
         if self.config.conditional and class_index is None:
             classes = len(self._starts)
             tiled = jnp.broadcast_to(target, (classes, *target.shape[1:]))  # (C, H, W, 3)
-            w, losses = self._optimise(self._starts, tiled, self.chunk, 0, steps, progress)  # (C, W), (chunk, C)
+            trial = min(self.chunk, steps)
+            w, losses = self._optimise(self._starts, tiled, trial, 0, steps, progress)  # (C, W), (trial, C)
             class_index = int(np.argmin(losses[-1]))
             start, head = w[class_index:class_index + 1], [losses[:, class_index:class_index + 1]]  # (1, W)
         else:
             start = self._starts[class_index or 0][None]  # (1, W)
-        done = self.chunk if head else 0
+        done = len(head[0]) if head else 0
         w, losses = self._optimise(start, target, steps - done, done, steps, progress)
         losses = np.concatenate([*head, losses])[:, 0]  # (steps,)
         reconstruction = to_uint8(self._synthesize(jnp.asarray(w)))[0]  # (H, W, 3)
