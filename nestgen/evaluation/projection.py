@@ -9,6 +9,12 @@ happens once per Projector.
 A class-conditional generator asked for no class runs one chunk from every class's start at once (one batch),
 keeps the class whose reconstruction is best after that chunk, and spends the remaining steps on it alone; the
 Projection names the class it kept. Unconditional generators take class_index None only.
+
+Measured 2026-11-30 on the project's 2-core AMD EPYC CPU, shipped 32×32 CIFAR-10 generator, 200 steps, Adam 0.1
+(`python scripts/benchmark_projection.py`): 1.7 s per projection with a class, 2.8 s without (15 s to compile);
+its own samples come back at PSNR 41.2 dB on average, 16 real CIFAR-10 test images at 16.5 dB with their true class
+and 17.2 dB with none (the best start class wins). Adam 0.05 is best on samples (40.0 vs 37.0 dB at 200 steps),
+0.2 on real images (17.3 vs 16.7 dB); a pull toward the start (w_penalty 0.01, 0.1) only raised the error.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from nestgen.evaluation.sampling import GeneratorSampler, latents, to_uint8
 DEFAULT_STEPS = 200  # about 1.7 s per projection on the 2-core CPU with the shipped 32×32 generator
 MAX_STEPS = 1000  # a request ends within seconds on a CPU
 DEFAULT_CHUNK = 25  # steps per compiled call: progress is reported between chunks
-DEFAULT_LEARNING_RATE = 0.05  # Adam step on w
+DEFAULT_LEARNING_RATE = 0.1  # Adam step on w (measured: 0.05 best on samples, 0.2 on real photos)
 DEFAULT_W_PENALTY = 0.0  # weight of mean((w - w_start)²) beside the pixel MSE in [-1, 1]
 START_SEEDS = 256  # seeds whose mean w is the start when the checkpoint tracks no mean of w
 
