@@ -26,7 +26,8 @@ from PIL import Image
 from nestgen import shipped
 from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
 from nestgen.data.images import load_image, preprocess
-from nestgen.evaluation.sampling import GeneratorSampler, grid
+from nestgen.evaluation.pictures import captioned_grid, labelled_grid
+from nestgen.evaluation.sampling import GeneratorSampler
 from nestgen.explain.gradcat import GradCAT, children, grad_cam
 from nestgen.explain.overlay import draw_path, heat_map
 from nestgen.models.registry import abstract_params, get_config
@@ -153,45 +154,84 @@ def _reference(models):
 
 
 def test_classify_handler_is_the_library_s_gradcat_and_grad_cam(handlers, predictor, models):
-    label, overlay, cam, maps, rows, summary = handlers.classify(str(EXAMPLE), PREDICTED)
+    status, label, summary, panels, rows = handlers.classify(str(EXAMPLE), PREDICTED)
     checkpoint, model, x = _reference(models)
     logits = np.asarray(jax.jit(model.apply)({"params": checkpoint.params}, x)[0][0])
     probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     order = np.argsort(-probs)
     assert list(label) == [checkpoint.class_names[i] for i in order]
     np.testing.assert_allclose(list(label.values()), probs[order], rtol=1e-5)
+    assert status.startswith(f"{checkpoint.class_names[order[0]]} ({probs[order[0]]:.1%})")
 
     explainer = GradCAT(model, checkpoint.params, checkpoint.class_names, 16)
     expected = explainer.explain(x, target=int(order[0]))[0][0]  # the predicted class
-    assert rows == [[n.level, n.block, *n.box, round(n.score, 6)] for n in expected.path]
-    for parent, child in zip(rows, rows[1:], strict=False):  # nested boxes: each inside the one above
-        assert parent[2] <= child[2] < child[4] <= parent[4] and parent[3] <= child[3] < child[5] <= parent[5]
+    width, height = Image.open(EXAMPLE).size  # 32×32 uploaded, the model sees 16×16: boxes in the upload's pixels
+    assert [r[:2] for r in rows] == [[n.level, n.block] for n in expected.path]
+    assert [r[2] for r in rows] == [", ".join(str(2 * v) for v in n.box) for n in expected.path]
+    assert [r[3] for r in rows] == [float(f"{n.score:.4g}") for n in expected.path]
     assert f"GradCAT for **{expected.class_name}** (the predicted class" in summary
-    assert [c for _, c in maps] == ["level 2 (root): 1×1 blocks", "level 1: 2×2 blocks", "level 0 (leaf): 4×4 blocks"]
+    assert f"of your {width}×{height} image" in summary and "⚠" not in summary
+    # the root level is one block: no map; then one map per level, and Grad-CAM, all the same size
+    assert [c for _, c in panels] == ["path: nested boxes, root red → leaf",
+                                      f"level 1: 2×2 blocks, path → {expected.path[1].block}",
+                                      f"level 0 (leaf): 4×4 blocks, path → {expected.leaf.block}",
+                                      "Grad-CAM (level 0), for comparison"]
+    assert {Image.open(p).size for p, _ in panels} == {(256, 256)}
     served = predictor.classifier.classify(str(EXAMPLE))
     reference_cam = grad_cam(model, checkpoint.params, x, [expected.class_index])[0]
     np.testing.assert_allclose(served.gradcam, reference_cam, atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(Image.open(overlay)), np.asarray(draw_path(served.image, expected)))
-    np.testing.assert_array_equal(np.asarray(Image.open(cam)), np.asarray(heat_map(served.image, served.gradcam)))
+    np.testing.assert_array_equal(np.asarray(Image.open(panels[0][0])), np.asarray(draw_path(served.image, expected)))
+    np.testing.assert_array_equal(np.asarray(Image.open(panels[-1][0])),
+                                  np.asarray(heat_map(served.image, served.gradcam)))
 
     other = next(n for n in checkpoint.class_names if n != expected.class_name)
-    *_, rows_other, summary_other = handlers.classify(str(EXAMPLE), other)
+    *_, summary_other, _, rows_other = handlers.classify(str(EXAMPLE), other)
     assert f"GradCAT for **{other}** (the chosen class" in summary_other
     chosen = explainer.explain(x, target=other)[0][0]
-    assert rows_other == [[n.level, n.block, *n.box, round(n.score, 6)] for n in chosen.path]
+    assert [r[:2] for r in rows_other] == [[n.level, n.block] for n in chosen.path]
+
+
+def test_boxes_map_back_onto_the_uploaded_image(tmp_path):
+    """A box of the model's centre crop lands on the same pixels of the upload, whatever its size and shape."""
+    from nestgen.data.images import resize_and_crop, source_box
+
+    rng = np.random.default_rng(0)
+    for width, height, crop_pct in ((256, 256, 1.0), (300, 200, 1.0), (90, 160, 0.875), (17, 33, 1.0)):
+        picture = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+        marked = np.asarray(picture).copy()
+        top, left, bottom, right = source_box((8, 4, 16, 12), (width, height), 16, crop_pct)
+        assert 0 <= top < bottom <= height and 0 <= left < right <= width
+        marked[top:bottom, left:right] = 255  # paint the mapped region white in the upload …
+        crop = np.asarray(resize_and_crop(Image.fromarray(marked), 16, crop_pct=crop_pct), int)
+        assert crop[10:14, 6:10].min() >= 250  # … and the box's inside is white in the crop the model sees
+    assert source_box((0, 0, 16, 16), (256, 256), 16) == (0, 0, 256, 256)
+
+
+def test_tiny_and_flat_images_are_answered_with_a_warning(handlers, tmp_path):
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(tmp_path / "dot.png")
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(tmp_path / "grey.png")
+    for name, words in (("dot.png", ["only 1×1 pixels", "one flat colour"]), ("grey.png", ["one flat colour"])):
+        status, _, summary, _, _ = handlers.classify(str(tmp_path / name), PREDICTED)
+        assert all(w in summary for w in words) and summary.startswith("**⚠ ") and "warning(s) above" in status
+    _, _, summary, _, _ = handlers.classify(str(EXAMPLE), PREDICTED)
+    assert "⚠" not in summary
 
 
 def test_generate_new_seeds_and_interpolate_handlers(handlers, models):
     sampler = GeneratorSampler.from_directory(models.generator)
-    gallery, grid_file, summary = handlers.generate("green", 7, 5, 1.0)
+    gallery, grid_file, status = handlers.generate("green", 7, 5, 1.0)
     expected = sampler.sample(range(7, 12), sampler.class_index("green"))
     assert [c for _, c in gallery] == [f"seed {s} · green" for s in range(7, 12)]
     for (path, _), want in zip(gallery, expected, strict=True):
         image = np.asarray(Image.open(path))
         assert image.shape == (128, 128, 3)  # 16 px enlarged 8× (nearest) for the browser
         np.testing.assert_array_equal(image[::8, ::8], want)
-    np.testing.assert_array_equal(np.asarray(Image.open(grid_file)), grid(expected, 5))
-    assert summary.startswith("5 samples, seeds 7–11, class green")
+    # the download: a captioned grid at a readable size, the samples' pixels enlarged, named after the seeds
+    captions = [f"seed {s} · green" for s in range(7, 12)]
+    np.testing.assert_array_equal(np.asarray(Image.open(grid_file)), captioned_grid(expected, captions, 5, 128))
+    assert Path(grid_file).name.startswith("nestgen-samples-seeds7–11")
+    assert status.startswith("5 samples, seeds 7–11, class green")
+    assert handlers.generate("green", 7, 1, 1.0)[2].startswith("1 sample, seed 7, class green")  # not "1 samples"
     truncated = np.asarray(Image.open(handlers.generate("green", 7, 1, 0.5)[0][0][0]), int)
     assert np.abs(truncated - np.asarray(Image.open(gallery[0][0]), int)).max() > 0
 
@@ -199,13 +239,74 @@ def test_generate_new_seeds_and_interpolate_handlers(handlers, models):
     assert 0 <= seed <= MAX_SEED - LIMITS.max_samples and gallery[0][1].startswith(f"seed {seed} · ")
     assert handlers.new_seeds("any", 1, 1.0)[0] != seed
 
-    frames, gif = handlers.interpolate(3, "red", 9, "blue", 5, 1.0)
+    frames, gif, gif_file, mp4, status = handlers.interpolate(3, "red", 9, "blue", 5, 1.0)
     assert [c for _, c in frames] == ["t = 0.00", "t = 0.25", "t = 0.50", "t = 0.75", "t = 1.00"]
     ends = [sampler.sample([3], 0)[0], sampler.sample([9], 2)[0]]
     for (path, _), want in zip((frames[0], frames[-1]), ends, strict=True):
         assert np.abs(np.asarray(Image.open(path), int)[::8, ::8] - want.astype(int)).max() <= 1
     animation = Image.open(gif)
-    assert animation.format == "GIF" and animation.n_frames == 8 and animation.size == (128, 128)  # 5 + 3 back
+    assert gif_file == gif and animation.format == "GIF" and animation.n_frames == 8  # 5 forward + 3 back
+    assert animation.size == (256, 256) and Path(gif).name.startswith("nestgen-interpolation-seed3-seed9")
+    import av
+
+    with av.open(mp4) as video:  # the MP4 download: the same loop, H.264, playable in browsers
+        stream = video.streams.video[0]
+        decoded = [f.to_ndarray(format="rgb24") for f in video.decode(stream)]
+        assert stream.codec_context.name == "h264" and len(decoded) == 8 and decoded[0].shape == (256, 256, 3)
+    assert status.startswith("5 frames from seed 3 (red) to seed 9 (blue)")
+
+
+def test_class_grid_level_mixing_and_projection_handlers(handlers, predictor, models):
+    sampler = GeneratorSampler.from_directory(models.generator)
+    picture, download, status = handlers.class_grid(4, 3, 1.0)
+    rows = np.stack([sampler.sample([4, 5, 6], k) for k in range(3)])  # (3 classes, 3 seeds, 16, 16, 3)
+    want = labelled_grid(rows, COLOURS, ["seed 4", "seed 5", "seed 6"], cell=96, corner="class / seed")
+    np.testing.assert_array_equal(np.asarray(Image.open(picture)), want)
+    assert download == picture and status.startswith("3 classes × 3 seeds (seeds 4–6)")
+
+    picture, _, status = handlers.mix_levels("0, 1", "5-7", 1, "red", 1.0)
+    mixed = sampler.mix_levels([0, 1], [5, 6, 7], 1, 0)
+    want = labelled_grid(mixed, ["seed 0", "seed 1"], ["seed 5", "seed 6", "seed 7"], cell=96,
+                         corner="levels 2-1 / 0-0")
+    np.testing.assert_array_equal(np.asarray(Image.open(picture)), want)
+    assert status.startswith("2 × 3 images: levels 2–1 (coarse: layout, colours) from the row's seed")
+    for args, words in ((("0, x", "1", 1, "red", 1.0), "'x' is not a seed"),
+                        (("0-20", "1", 1, "red", 1.0), "at most 8 seeds"),
+                        (("9-3", "1", 1, "red", 1.0), "runs backwards"), (("", "1", 1, "red", 1.0), "give 1 to 8"),
+                        (("0", "1", 3, "red", 1.0), "crossover level must be between 1 and 2")):
+        with pytest.raises(gr.Error, match=words):
+            handlers.mix_levels(*args)
+
+    target = sampler.sample([11], 1)[0]  # a generator sample: its w is known, so a projection can find it
+    Image.fromarray(target).save(path := Path(handlers.scratch.directory) / "target.png")
+    seen = []
+    pair, w, status = handlers.project(str(path), "green", 50, progress=lambda *a, **k: seen.append(a))
+    projection, _ = predictor.generator.project(str(path), "green", 50)
+    assert len(w) == TINY_G.w_dim and np.allclose(w, projection.w, atol=1e-5) and len(seen) >= 2
+    shown = np.asarray(Image.open(pair))
+    assert shown.shape == (256, 512, 3)  # target | reconstruction, each 16 px enlarged 16×
+    np.testing.assert_array_equal(shown[::16, :256:16], target)
+    np.testing.assert_array_equal(shown[::16, 256::16], projection.image)
+    assert f"PSNR {projection.psnr:.1f} dB" in status and "as green in 50 steps" in status
+    # the projected w is an end of an interpolation: the first frame is its reconstruction
+    frames, *_, status = handlers.interpolate(0, "red", 9, "blue", 3, 1.0, w, None)
+    assert np.abs(np.asarray(Image.open(frames[0][0]), int)[::8, ::8] - projection.image.astype(int)).max() <= 1
+    assert status.startswith("3 frames from the projected image to seed 9 (blue)")
+    with pytest.raises(gr.Error, match="a projected w must be 32 finite numbers"):
+        handlers.interpolate(0, "red", 9, "blue", 3, 1.0, [1.0, 2.0], None)
+    with pytest.raises(gr.Error, match=f"steps must be between 1 and {LIMITS.max_projection_steps}"):
+        handlers.project(str(path), "green", 10_000)
+
+
+def test_explain_a_generated_sample(handlers, predictor):
+    image, status, label, summary, panels, rows = handlers.explain_sample(5, "blue", 1.0)
+    generated = predictor.generator.sample(5, 1, "blue")[0][0]
+    np.testing.assert_array_equal(np.asarray(Image.open(image)), generated)  # the sample, at its own size
+    direct = handlers.classify(image, PREDICTED)
+    assert (status, label, rows) == (direct[0], direct[1], direct[4]) and summary.endswith(direct[2])
+    seen = next(iter(label))
+    verdict = "agrees" if seen == "blue" else f"sees **{seen}** instead"
+    assert summary.startswith(f"Generated as **blue** (seed 5); the classifier {verdict}.")
 
 
 def test_real_scores_present_the_discriminator_as_a_classifier(models):
@@ -238,8 +339,9 @@ def test_discriminator_handlers_judge_a_generated_image(handlers, predictor, mod
         for parent, node in zip(path_, path_[1:], strict=False):  # each step takes the extreme of the 4 children
             grid_ = int(np.sqrt(scores[parent.level].size))
             assert scores[node.level][node.block] == pick(scores[node.level][children(parent.block, grid_)])
-    assert rows == [[n.level, n.block, *n.box, round(n.score, 6)] for n in verdict.fake.path]
-    assert [c for _, c in maps][0] == "level 2 (root): 1×1 blocks"
+    assert rows == [[n.level, n.block, ", ".join(map(str, n.box)), float(f"{n.score:.4g}")] for n in verdict.fake.path]
+    assert [c for _, c in maps] == [f"level 1: 2×2 blocks, path → {verdict.fake.path[1].block}",
+                                    f"level 0 (leaf): 4×4 blocks, path → {verdict.fake.leaf.block}"]
 
 
 def test_bad_inputs_are_refused_by_the_handlers_with_a_reason(handlers, uploads):
@@ -248,6 +350,8 @@ def test_bad_inputs_are_refused_by_the_handlers_with_a_reason(handlers, uploads)
             handlers.classify(str(path), PREDICTED)
         with pytest.raises(gr.Error, match=words):
             handlers.explain_discriminator(str(path), "red")
+        with pytest.raises(gr.Error, match=words):
+            handlers.project(str(path), "red", 25)
     for args, words in ((("green", 0, 0, 1.0), "count must be between 1 and 16"),
                         (("green", 0, 17, 1.0), "count must be between 1 and 16"),
                         (("green", -1, 1, 1.0), "seed must be between"), (("green", 0.5, 1, 1.0), "whole number"),
@@ -261,17 +365,17 @@ def test_bad_inputs_are_refused_by_the_handlers_with_a_reason(handlers, uploads)
     with pytest.raises(gr.Error, match="seed B must be between 0 and 4,294,967,295"):
         handlers.interpolate(0, "red", 2**32 + 7, "red", 2, 1.0)
     assert MAX_SEED == 2**32 - 1 and handlers.generate("green", MAX_SEED, 1, 1.0)[2].startswith(
-        f"1 samples, seeds {MAX_SEED}–{MAX_SEED}")  # the app takes every seed the scripts take
+        f"1 sample, seed {MAX_SEED}, class green")  # the app takes every seed the scripts take
     with pytest.raises(gr.Error, match="unknown class name 'unicorn'"):
         handlers.classify(str(EXAMPLE), "unicorn")
     with pytest.raises(gr.Error, match="no image"):
         handlers.classify(None, PREDICTED)
     pasted = base64.b64encode(EXAMPLE.read_bytes()).decode()  # a data: URL, as a pasted image may arrive
-    assert handlers.classify({"path": None, "url": f"data:image/jpeg;base64,{pasted}"}, PREDICTED)[0]
+    assert handlers.classify({"path": None, "url": f"data:image/jpeg;base64,{pasted}"}, PREDICTED)[1]
     with pytest.raises(gr.Error, match="not a base64 image"):
         handlers.classify({"path": None, "url": "data:image/png;base64,@@@"}, PREDICTED)
     for path in uploads.good:  # converted, not refused: grayscale, RGBA, 16-bit, palette, animated (first frame)
-        label, *_ = handlers.classify(str(path), PREDICTED)
+        _, label, *_ = handlers.classify(str(path), PREDICTED)
         assert len(label) == 5 and read_image(str(path), LIMITS).mode == "RGB"
 
 
@@ -283,7 +387,7 @@ def test_a_missing_generator_names_the_command_that_trains_one(models, monkeypat
     assert "python scripts/train_gan.py --config configs/gan_cifar10.py:cpu" in message and "--generator DIR" in message
     demo = build_app(predictor)
     texts = [c.get("props", {}).get("value") or "" for c in demo.config["components"]]
-    assert sum("scripts/train_gan.py" in str(t) for t in texts) == 3  # Generate, Interpolate, Models
+    assert sum("scripts/train_gan.py" in str(t) for t in texts) == 2  # one Generate tab saying so, and Models
     assert {d["api_name"] for d in demo.config["dependencies"]} & set(ENDPOINTS) == {"classify"}
     with pytest.raises(gr.Error, match="train_gan.py"):
         Handlers(predictor).generate("any", 0, 1, 1.0)
@@ -316,17 +420,29 @@ def test_app_refuses_wrong_checkpoints_with_a_message(models, capsys):
 def test_every_endpoint_through_the_client(client, handlers, uploads):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(api) == {f"/{name}" for name in ENDPOINTS}
-    label, overlay, cam, maps, table, summary = client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")
-    want_label, *_, want_rows, want_summary = handlers.classify(str(EXAMPLE), PREDICTED)
-    assert label["label"] == next(iter(want_label)) and table["data"] == want_rows and summary == want_summary
-    assert Image.open(overlay).size == Image.open(cam).size == (256, 256) and len(maps) == 3
-    gallery, grid_file, _ = client.predict("red", 5, 3, 1.0, api_name="/generate")
+    status, label, summary, panels, table = client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")
+    want_status, want_label, want_summary, _, want_rows = handlers.classify(str(EXAMPLE), PREDICTED)
+    assert (status, label["label"], summary) == (want_status, next(iter(want_label)), want_summary)
+    assert table["data"] == want_rows and len(panels) == 4
+    assert {Image.open(p["image"]).size for p in panels} == {(256, 256)}
+    gallery, grid_file, status = client.predict("red", 5, 3, 1.0, api_name="/generate")
     assert [g["caption"] for g in gallery] == ["seed 5 · red", "seed 6 · red", "seed 7 · red"]
-    assert Image.open(grid_file).size == (3 * 18 + 2, 18 + 2)  # 16 px cells, 2 px padding
+    assert Image.open(grid_file).width == 3 * (128 + 4) + 4 and status.startswith("3 samples, seeds 5–7")
     seed, gallery, _, _ = client.predict("any", 2, 1.0, api_name="/new_seeds")
     assert len(gallery) == 2 and gallery[0]["caption"].startswith(f"seed {seed} · ")
-    frames, gif = client.predict(1, "red", 2, "green", 4, 1.0, api_name="/interpolate")
-    assert len(frames) == 4 and Image.open(gif).n_frames == 6
+    frames, gif, gif_file, mp4, status = client.predict(1, "red", 2, "green", 4, 1.0, None, None,
+                                                        api_name="/interpolate")
+    assert len(frames) == 4 and Image.open(gif).n_frames == 6 and Path(mp4).suffix == ".mp4"
+    picture, download, status = client.predict(0, 2, 1.0, api_name="/class_grid")
+    assert np.array_equal(np.asarray(Image.open(picture)), np.asarray(Image.open(handlers.class_grid(0, 2, 1.0)[0])))
+    picture, _, status = client.predict("3, 4", "8", 2, "any", 1.0, api_name="/mix_levels")
+    assert status.startswith("2 × 1 images: levels 2–2") and Image.open(picture).size[0] > 96 * 2
+    sample = client.predict(9, "blue", 1.0, api_name="/explain_sample")
+    assert sample[3].startswith("Generated as **blue** (seed 9)") and len(sample[5]["data"]) == 3
+    pair, w, status = client.predict(handle_file(sample[0]), "blue", 25, api_name="/project")
+    assert len(w) == TINY_G.w_dim and "in 25 steps" in status and Image.open(pair).size == (512, 256)
+    frames, *_ = client.predict(0, "red", 1, "red", 2, 1.0, w, None, api_name="/interpolate")
+    assert len(frames) == 2
     image, as_class = client.predict(3, "green", api_name="/discriminator_sample")
     summary, fake, real, maps, table = client.predict(handle_file(image), as_class, api_name="/explain_discriminator")
     assert summary == handlers.explain_discriminator(image, "green")[0] and len(table["data"]) == 3
@@ -342,19 +458,25 @@ def test_a_fuzz_of_bad_uploads_is_refused_and_the_server_keeps_serving(client, s
             continue
         with pytest.raises(AppError, match=words):
             client.predict(handle_file(path), PREDICTED, api_name="/classify")
+        with pytest.raises(AppError, match=words):
+            client.predict(handle_file(path), "red", 25, api_name="/project")
     for endpoint, args, words in (("/classify", (handle_file(EXAMPLE), "unicorn"), "unknown class name"),
                                   ("/classify", (None, PREDICTED), "no image"),
                                   ("/generate", ("red", 0, 99, 1.0), "greater than maximum"),
                                   ("/generate", ("red", 0, 1, 3.0), "greater than maximum"),
                                   ("/interpolate", (0, "red", 1, "red", 1, 1.0), "less than minimum"),
-                                  ("/explain_discriminator", (handle_file(EXAMPLE), "unicorn"), "unknown class")):
+                                  ("/explain_discriminator", (handle_file(EXAMPLE), "unicorn"), "unknown class"),
+                                  ("/mix_levels", ("1, 2", "3-99", 1, "red", 1.0), "at most 8 seeds"),
+                                  ("/class_grid", (0, 99, 1.0), "greater than maximum"),
+                                  ("/project", (None, "red", 25), "no image"),
+                                  ("/interpolate", (0, "red", 1, "red", 2, 1.0, [1, 2], None), "projected w")):
         with pytest.raises(AppError, match=words):
             client.predict(*args, api_name=endpoint)
     for path in (ROOT / "README.md", ROOT / "app.py", Path("/etc/passwd")):  # nothing beyond Gradio's cache
         assert httpx.get(f"{server}gradio_api/file={path}").status_code in (403, 404)
     for path in uploads.good:
-        assert len(client.predict(handle_file(path), PREDICTED, api_name="/classify")[0]["confidences"]) == 5
-    assert client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")[0]["label"]
+        assert len(client.predict(handle_file(path), PREDICTED, api_name="/classify")[1]["confidences"]) == 5
+    assert client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")[1]["label"]
 
 
 def test_load_50_concurrent_requests_on_loopback(server):
@@ -365,7 +487,7 @@ def test_load_50_concurrent_requests_on_loopback(server):
     for i, job in enumerate(jobs):
         job.add_done_callback(lambda _, i=i: done.setdefault(i, time.perf_counter() - start))
     results = [job.result(timeout=300) for job in jobs]
-    assert all(len(r[0]["confidences"]) == 5 if i % 2 else len(r[0]) == 4 for i, r in enumerate(results))
+    assert all(len(r[1]["confidences"]) == 5 if i % 2 else len(r[0]) == 4 for i, r in enumerate(results))
     latencies = np.asarray([done[i] for i in range(50)])
     print(f"\napp load test: 50 concurrent requests (25 classify, 25 generate×4), all answered in "
           f"{latencies.max():.2f} s; latency p50 {np.percentile(latencies, 50):.2f} s, "

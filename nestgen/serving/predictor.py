@@ -75,7 +75,7 @@ def input_warnings(source_size: tuple[int, int], shown: np.ndarray, image_size: 
     if min(width, height) < image_size / 2:
         warnings.append(f"the image is only {width}×{height} pixels: it was enlarged to {image_size}×{image_size}, "
                         "so there is little for the classifier to see")
-    if float(shown.std()) < FLAT_STD:
+    if float(shown.reshape(-1, 3).std(axis=0).max()) < FLAT_STD:  # every channel (nearly) constant
         warnings.append("the image is (nearly) one flat colour: there is nothing to recognise, whatever the "
                         "scores say")
     return warnings

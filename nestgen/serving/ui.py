@@ -39,8 +39,8 @@ def _classes(choices: list[str], value: str, label: str, visible: bool = True, i
                        info=info)
 
 
-def _status(name: str, value: str = ""):
-    return gr.Markdown(value, elem_id=f"{name}-status", elem_classes=["status"])
+def _status(name: str, value: str = "", render: bool = True):
+    return gr.Markdown(value, elem_id=f"{name}-status", elem_classes=["status"], render=render)
 
 
 def _psi(limits):
@@ -67,7 +67,7 @@ def _generate_tab(h: Handlers, g, limits):
         seed = gr.Slider(0, MAX_SEED, 0, step=1, label="first seed", info=SEED_INFO, scale=3, elem_id="seed")
         with gr.Column(scale=1, min_width=160):
             run = gr.Button("Generate", variant="primary")
-            new = gr.Button("🎲 Random seed")
+            new = gr.Button("Random seed")
             reuse = gr.Button("↶ Reuse last seed")
     status = _status("generate", "Generating the first samples…")
     gallery = gr.Gallery(label="samples (click one to select it)", elem_id="samples", columns=8, format="png",
@@ -113,7 +113,9 @@ def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
         match = re.match(r"seed (\d+)(?: · (.+))?$", caption or "")
         return (int(match[1]), match[2] or ANY_CLASS, truncation) if match else (first, ANY_CLASS, truncation)
 
-    sample = gr.State(0), gr.State(ANY_CLASS), gr.State(1.0)  # seed, class, ψ
+    # the chosen sample's seed, class and ψ: hidden components (not State), so the API takes them as arguments
+    sample = (gr.Number(0, precision=0, visible=False, label="seed"), gr.Textbox(ANY_CLASS, visible=False,
+              label="class"), gr.Number(1.0, visible=False, label="truncation ψ"))
     go = explain.click(chosen, [picked, shown, seed], list(sample), queue=False, api_visibility="private")
     go = go.then(lambda: (gr.Tabs(selected="classify"), PREDICTED), None, [tabs, target], queue=False,
                  api_visibility="private")
@@ -224,6 +226,14 @@ def _project_tab(h: Handlers, g, limits, tabs, ends) -> None:
 
 
 def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
+    status = _status("classify", "Upload an image or click an example: it is classified at once.", render=False)
+    label = gr.Label(num_top_classes=5, label="top-5", elem_id="top5", render=False)
+    summary = gr.Markdown(elem_id="summary", render=False)
+    panels = gr.Gallery(label="GradCAT: the path, each level's block scores, and Grad-CAM", elem_id="gradcat",
+                        columns=4, format="png", object_fit="contain", render=False)
+    path = gr.Dataframe(headers=PATH_HEADERS, label="the path, root → leaf (boxes in your image's pixels; "
+                        "bottom/right exclusive)", interactive=False, elem_id="path-table", wrap=True, render=False)
+    outputs = [label, summary, panels, path]
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
             image = gr.Image(label="image (upload, paste or pick an example)", elem_id="upload", type="filepath",
@@ -231,25 +241,23 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
             target = _classes([PREDICTED, *c.class_names], PREDICTED, "explain class",
                               info="explain another class than the predicted one")
             run = gr.Button("Classify & explain", variant="primary")
+            # named before the examples' event, which would otherwise take the name "classify"
+            _on(h, run.click, h.classify, [image, target], [status, *outputs], status, api_name="classify",
+                preprocess=False)  # the handler validates and decodes the upload itself
+            if examples:
+                gr.Examples([[str(p)] for p in examples], [image], [status, *outputs], fn=h.classify,
+                            run_on_click=True, cache_examples=False, label="examples (click one)",
+                            examples_per_page=12, example_labels=[Path(p).stem.replace("_", " ") for p in examples],
+                            api_visibility="private", api_name="classify_example")
         with gr.Column(scale=1, min_width=260):
-            status = _status("classify", "Upload an image or click an example: it is classified at once.")
-            label = gr.Label(num_top_classes=5, label="top-5", elem_id="top5")
-            summary = gr.Markdown(elem_id="summary")
-    panels = gr.Gallery(label="GradCAT: the path, each level's block scores, and Grad-CAM", elem_id="gradcat",
-                        columns=4, format="png", object_fit="contain", allow_preview=True)
-    gr.HTML(legend_html(c.score, c.explainer.num_levels if hasattr(c.explainer, "num_levels") else
-                        c.checkpoint.config.num_levels), elem_id="legend")
-    path = gr.Dataframe(headers=PATH_HEADERS, label="the path, root → leaf (boxes in your image's pixels; "
-                        "bottom/right exclusive)", interactive=False, elem_id="path-table", wrap=True)
-    outputs = [label, summary, panels, path]
-    _on(h, run.click, h.classify, [image, target], [status, *outputs], status, api_name="classify",
-        preprocess=False)  # the handler validates and decodes the upload itself
+            status.render()
+            label.render()
+            summary.render()
+    panels.render()
+    gr.HTML(legend_html(c.score, c.checkpoint.config.num_levels), elem_id="legend")
+    path.render()
     _on(h, image.upload, h.classify, [image, target], [status, *outputs], status, api_visibility="private",
         preprocess=False)
-    if examples:
-        gr.Examples([[str(p)] for p in examples], [image], [status, *outputs], fn=h.classify, run_on_click=True,
-                    cache_examples=False, label="examples (click one)", examples_per_page=12,
-                    example_labels=[Path(p).stem.replace("_", " ") for p in examples], api_visibility="private")
     return image, target, outputs, status
 
 
