@@ -1,4 +1,5 @@
-"""The nestgen web app: sample the NesT generator, interpolate, classify and explain images with GradCAT.
+"""The nestgen web app: sample the NesT generator (class × seed grids, interpolation, level mixing, projection of
+an upload), classify images and explain them with GradCAT, generated samples included.
 
   python app.py [--classifier DIR] [--generator DIR] [--discriminator DIR] [--host 127.0.0.1] [--port 7860]
 
@@ -19,7 +20,8 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent / "examples" / "cifar10"
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The app's flags (README.md's table lists them with these defaults; a test compares the two)."""
     from nestgen.explain.gradcat import DEFAULT_SCORE
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,13 +34,17 @@ def main(argv=None) -> int:
                              "or signed Σ A⊙G (spec.md §4)")
     parser.add_argument("--examples", default=str(EXAMPLES), help="folder of example images for the Classify tab")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the local network")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
     parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; more are refused")
     parser.add_argument("--compilation-cache", default=None,
                         help="persistent XLA compilation cache, so a restart skips compiling (default: "
                              "$NESTGEN_CACHE/jax or ~/.cache/nestgen/jax; '' disables it)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
 
     import jax
 

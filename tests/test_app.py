@@ -79,6 +79,13 @@ def models(tmp_path_factory, tiny_checkpoint):
                                 metadata={"w_avg": np.zeros((3, TINY_G.w_dim)).tolist()})
     discriminator = save_checkpoint(root / "export_discriminator", TINY_D, random_params(TINY_D, 1),
                                     class_names=COLOURS)
+    # a card as package_generator.py writes one: a picture beside it, a table, a machine path and a cache file name
+    GeneratorSampler.from_directory(generator)  # loadable
+    Image.new("RGB", (40, 30), "purple").save(generator / "samples.png")
+    (generator / "README.md").write_text(
+        "# Tiny generator\n\n![samples: one row per class](samples.png)\n\n| item | details |\n|---|---|\n"
+        "| data | zip:/work/shared/data/train.zip[train] |\n\nStatistics cached in "
+        "/root/.cache/nestgen/fid/test_nest@8b9c8f4c.npz.\n")
     return SimpleNamespace(classifier=tiny_checkpoint, generator=generator, discriminator=discriminator)
 
 
@@ -401,8 +408,12 @@ def test_model_cards_show_the_readme_and_the_measured_metrics(models, tmp_path):
     assert text.startswith(f"## Classifier: `{tmp_path.name}`") and "### Tiny NesT" in text
     assert "# a comment, not a heading" in text and "### # a comment" not in text
     assert "| test_top1 | 0.4321 |" in text and "| test_examples | 1,000 |" in text
-    plain = card("Generator", load_checkpoint(models.generator))
-    assert "- kind: generator" in plain and "- parameters: " in plain and "No measured metrics" in plain
+    plain = card("NesT discriminator", load_checkpoint(models.discriminator))
+    assert "- kind: nest_discriminator" in plain and "- parameters: " in plain and "No measured metrics" in plain
+    shown = card("Generator", load_checkpoint(models.generator))  # pictures served, no other machine's folders
+    assert f"![samples: one row per class](/gradio_api/file={(models.generator / 'samples.png').resolve()})" in shown
+    assert "zip:train.zip[train]" in shown and "/work/" not in shown and "/root/" not in shown
+    assert "`test_nest@8b9c8f4c.npz`" in shown  # a name with "@" would otherwise render as a mailto: link
 
 
 def test_app_refuses_wrong_checkpoints_with_a_message(models, capsys):
@@ -494,37 +505,171 @@ def test_load_50_concurrent_requests_on_loopback(server):
           f"p95 {np.percentile(latencies, 95):.2f} s")
 
 
-def test_a_real_browser_generates_and_classifies(server, handlers, uploads, tmp_path_factory):
+def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: list[str]) -> None:
+    """One pass over the app at one viewport width, asserting what a visitor sees (see the issue's list)."""
+    loaded = "([sel, n]) => [...document.querySelectorAll(sel + ' img')].filter(i => i.complete && i.naturalWidth > 0)" \
+             ".length >= n"
+    fits = "sel => { const e = document.querySelector(sel); return e.scrollWidth <= e.clientWidth + 1; }"
+    # the first view already shows samples, captioned in full (no "…" cut), inside the page's width
+    page.wait_for_function(loaded, arg=["#samples", LIMITS.max_samples], timeout=60_000)
+    assert "16 samples, seeds 0–15" in page.locator("#generate-status").inner_text()
+    assert page.evaluate(fits, "#samples .grid-wrap") and page.evaluate(fits, "body")
+    captions = page.locator("#samples .caption-label").all()
+    assert all(c.evaluate("e => e.scrollWidth <= e.clientWidth + 1") for c in captions)
+    # every tab is visible at once (none behind a "…" menu)
+    tabs = page.get_by_role("tab").all_inner_texts()
+    for name in ("Generate", "Class grid", "Interpolate", "Level mixing", "Project", "Classify & explain",
+                 "Explain the discriminator", "Models"):
+        assert name in tabs and page.get_by_role("tab", name=name).is_visible()
+    page.screenshot(path=shots / f"generate-{width}.png", full_page=True)
+
+    # Enter in the seed box generates
+    box = page.locator("#seed input[type=number]")
+    box.fill("40")
+    box.press("Enter")
+    page.wait_for_function("t => (document.querySelector('#generate-status')?.innerText || '').includes(t)",
+                           arg="seeds 40–55", timeout=30_000)
+    # Random seed, then Reuse last seed goes back to 40
+    page.get_by_role("button", name="Random seed").click()
+    page.wait_for_function("() => !(document.querySelector('#generate-status')?.innerText || '').includes('seeds 40–55')",
+                           timeout=30_000)
+    page.get_by_role("button", name="Reuse last seed").click()
+    page.wait_for_function("t => (document.querySelector('#generate-status')?.innerText || '').includes(t)",
+                           arg="seeds 40–55", timeout=30_000)
+    # the download is the captioned grid
+    with page.expect_download() as download:
+        page.locator("#download-grid").click()
+    saved = shots / f"download-{width}.png"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename.startswith("nestgen-samples-seeds40–55")
+    assert Image.open(saved).width == 8 * (128 + 4) + 4
+
+    # explain a generated sample: pick the third, the Classify tab opens with its explanation
+    page.locator("#samples .thumbnail-item").nth(2).click()
+    page.get_by_role("button", name="Explain this sample with the classifier").click()
+    page.wait_for_function("() => (document.querySelector('#summary')?.innerText || '').includes('Generated as')",
+                           timeout=30_000)
+    assert "(seed 42)" in page.locator("#summary").inner_text()
+    page.wait_for_function(loaded, arg=["#gradcat", 4], timeout=30_000)
+    page.screenshot(path=shots / f"explain-sample-{width}.png", full_page=True)
+
+    # Classify: an upload is classified without pressing the button; panels share one size; the key explains
+    page.locator("#upload input[type=file]").set_input_files(EXAMPLE)
+    page.wait_for_function("() => (document.querySelector('#summary')?.innerText || '').includes('of your 32×32 image')",
+                           timeout=30_000)
+    assert page.locator("#top5").inner_text().split()[1] == top  # "top-5", then the top-1 label
+    page.wait_for_function(loaded, arg=["#gradcat", 4], timeout=30_000)
+    sizes = page.locator("#gradcat .thumbnail-item img").evaluate_all(
+        "imgs => imgs.map(i => Math.round(i.getBoundingClientRect().width))")
+    assert len(set(sizes)) == 1 and sizes[0] >= 150, sizes
+    legend = page.locator("#legend").inner_text()
+    assert "level 2 (root)" in legend and "low" in legend and "high" in legend and "Σ |A ⊙ G|" in legend
+    assert page.evaluate(fits, "#path-table") and page.evaluate(fits, "body")
+    assert page.locator("#path-table").get_by_text("score").is_visible()
+    page.screenshot(path=shots / f"classify-{width}.png", full_page=True)
+
+    # an example is classified with one click; examples carry their names
+    page.get_by_role("button", name="cat", exact=True).first.click()
+    page.wait_for_function("() => (document.querySelector('#classify-status')?.innerText || '').includes('explained')",
+                           timeout=30_000)
+
+    # a bad upload: one message, the status line says it, the outputs keep their labels (no "Error" pills)
+    page.locator("#upload input[type=file]").set_input_files(uploads.bad["corrupt.jpg"][0])
+    page.wait_for_function("() => (document.querySelector('#classify-status')?.innerText || '').includes('corrupt')",
+                           timeout=30_000)
+    assert "Pillow" not in page.locator("#classify-status").inner_text()
+    assert page.locator("#top5").get_by_text("top-5").is_visible() and page.locator("#top5 .error").count() == 0
+    assert page.locator("#gradcat .error").count() == 0
+    page.screenshot(path=shots / f"bad-upload-{width}.png", full_page=True)
+
+    # Interpolate: a large animation, the frames inside the page, GIF and MP4 downloads, a status line
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("button", name="Interpolate", exact=True).click()
+    page.wait_for_function(loaded, arg=["#frames", 12], timeout=30_000)
+    assert page.evaluate(fits, "#frames .grid-wrap") and page.evaluate(fits, "body")
+    assert page.locator("#animation img").evaluate("i => i.getBoundingClientRect().width") >= 200
+    assert "12 frames from seed 0" in page.locator("#interpolate-status").inner_text()
+    assert page.get_by_role("button", name="Download MP4").is_visible()
+    page.screenshot(path=shots / f"interpolate-{width}.png", full_page=True)
+
+    # Level mixing and the class grid
+    page.get_by_role("tab", name="Level mixing").click()
+    page.get_by_role("button", name="Mix levels").click()
+    page.wait_for_function(loaded, arg=["#mixing", 1], timeout=30_000)
+    assert "4 × 4 images" in page.locator("#mixing-status").inner_text()
+    page.screenshot(path=shots / f"mixing-{width}.png", full_page=True)
+    page.get_by_role("tab", name="Class grid").click()
+    page.get_by_role("button", name="Draw the class × seed grid").click()
+    page.wait_for_function(loaded, arg=["#class-grid", 1], timeout=30_000)
+    assert "3 classes × 8 seeds" in page.locator("#grid-status").inner_text()
+    assert page.evaluate(fits, "body")
+
+    # Project an upload, then use it as end A of an interpolation
+    page.get_by_role("tab", name="Project").click()
+    page.locator("#project-upload input[type=file]").set_input_files(EXAMPLE)
+    page.get_by_role("button", name="Project", exact=True).click()
+    page.wait_for_function(loaded, arg=["#projection", 1], timeout=60_000)
+    assert "PSNR" in page.locator("#project-status").inner_text()
+    page.screenshot(path=shots / f"project-{width}.png", full_page=True)
+    page.get_by_role("button", name="Use as interpolation end A").click()
+    page.get_by_text("End A: the projected image").wait_for(timeout=10_000)
+    page.get_by_role("button", name="Interpolate", exact=True).click()
+    page.wait_for_function("() => (document.querySelector('#interpolate-status')?.innerText || '')"
+                           ".includes('from the projected image')", timeout=30_000)
+
+    # Models: the cards' pictures load, no mailto links, no empty table headers, no folders of another machine
+    page.get_by_role("tab", name="Models").click()
+    page.wait_for_function(loaded, arg=["#cards", 1], timeout=30_000)
+    cards = page.locator("#cards")
+    assert cards.locator("a[href^='mailto:']").count() == 0 and "/root/" not in cards.inner_text()
+    assert all(h.strip() for h in cards.locator("th").all_inner_texts())
+    page.screenshot(path=shots / f"models-{width}.png", full_page=True)
+    assert not errors, errors
+
+
+def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, tmp_path_factory, tmp_path):
+    """Every fixed item and new feature of the app in Chromium at 1280 and 400 px; screenshots kept as artefacts
+    ($NESTGEN_TEST_ARTIFACTS); no console errors; the Models tab's images load (HTTP 200)."""
     from playwright.sync_api import sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    artifacts = Path(os.environ.get("NESTGEN_TEST_ARTIFACTS") or tmp_path_factory.mktemp("app-screenshots"))
-    artifacts.mkdir(parents=True, exist_ok=True)
-    top = next(iter(handlers.classify(str(EXAMPLE), PREDICTED)[0]))
-    loaded = "n => [...document.querySelectorAll('{} img')].filter(i => i.complete && i.naturalWidth > 0).length >= n"
+    shots = Path(os.environ.get("NESTGEN_TEST_ARTIFACTS") or tmp_path_factory.mktemp("app-screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    top = next(iter(handlers.classify(str(EXAMPLE), PREDICTED)[1]))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(server)
-        page.get_by_role("button", name="Generate", exact=True).click()
-        page.wait_for_function(loaded.format("#samples"), arg=LIMITS.max_samples, timeout=30_000)
-        assert "seed 0" in page.locator("#samples").inner_text()
-        page.screenshot(path=artifacts / "generate.png", full_page=True)
-
-        page.get_by_role("tab", name="Classify & explain").click()
-        page.locator("#upload input[type=file]").set_input_files(EXAMPLE)
-        page.get_by_role("button", name="Classify & explain").click()
-        page.wait_for_function(loaded.format("#overlay"), arg=1, timeout=30_000)
-        assert page.locator("#top5").inner_text().split()[1] == top  # "top-5", then the top-1 label
-        assert "GradCAT for" in page.locator("#summary").inner_text()
-        page.screenshot(path=artifacts / "classify.png", full_page=True)
-
-        page.locator("#upload input[type=file]").set_input_files(uploads.bad["corrupt.jpg"][0])
-        page.get_by_role("button", name="Classify & explain").click()
-        page.get_by_text("corrupt or unreadable image").first.wait_for(timeout=30_000)  # the error toast
-        page.wait_for_timeout(500)  # let the toast finish fading in
-        page.screenshot(path=artifacts / "bad-upload.png")
+        for width in (1280, 400):
+            page = browser.new_page(viewport={"width": width, "height": 900}, accept_downloads=True)
+            errors, images = [], []
+            page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+            page.on("response", lambda r, images=images: images.append((r.url, r.status))
+                    if "/gradio_api/file=" in r.url else None)
+            page.goto(server)
+            _browser_checks(page, width, shots, top, uploads, errors)
+            card_images = [(u, s) for u, s in images if u.endswith("samples.png")]
+            assert card_images and all(s == 200 for _, s in card_images), card_images
+            page.close()
         browser.close()
-    assert all((artifacts / f"{n}.png").stat().st_size > 10_000 for n in ("generate", "classify", "bad-upload"))
-    print(f"\nbrowser screenshots: {artifacts}")
+    assert all((shots / f"{n}-{w}.png").stat().st_size > 10_000 for n in ("generate", "classify", "bad-upload",
+                                                                         "interpolate", "mixing", "project",
+                                                                         "models") for w in (1280, 400))
+    print(f"\nbrowser screenshots: {shots}")
+
+
+def test_readme_app_flags_match_app_help():
+    """README.md's flag table of the app lists every flag of `app.py --help` with the same default."""
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The app\n"):readme.index("## The NesT GAN")]
+    rows = {line.split("|")[1].strip().strip("`").split()[0]: line.split("|")[2] for line in section.splitlines()
+            if line.startswith("| `--")}
+    actions = [a for a in app.build_parser()._actions if a.option_strings and a.dest != "help"]
+    assert set(rows) == {a.option_strings[0] for a in actions}
+    for action in actions:
+        if action.default is not None:  # e.g. --score magnitude, --port 7860, --host 127.0.0.1
+            default = str(action.default).removeprefix(f"{ROOT}/")  # --examples: a folder of the repository
+            assert f"`{default}`" in rows[action.option_strings[0]], action.option_strings[0]
+    assert "`signed`" not in rows["--score"].split("(")[0]

@@ -54,11 +54,16 @@ def plural(count: int, noun: str) -> str:
 
 def reports_failures(method):
     """Remember a failed event's message per browser session, so the tab's status line can show it
-    (`Handlers.last_error`, wired to the event's `.failure`); gr.Error still reaches the client and the toast."""
+    (`BaseHandlers.last_error`, wired to the event's `.failure`); gr.Error still reaches the client and the toast.
+    Adds a last positional parameter `request: gr.Request` (Gradio fills it in; direct calls may leave it out)."""
     signature = inspect.signature(method)
+    positional = len(signature.parameters) - 1  # without self
 
     @functools.wraps(method)
-    def wrapper(self, *args, request: gr.Request | None = None, **kwargs):
+    def wrapper(self, *args, **kwargs):
+        request = kwargs.pop("request", None)
+        if len(args) > positional:  # Gradio passes every argument in order, the request last
+            *args, request = args
         try:
             return method(self, *args, **kwargs)
         except gr.Error as error:
@@ -69,11 +74,10 @@ def reports_failures(method):
                     self.errors.popitem(last=False)
             raise
 
-    params = [*signature.parameters.values()]
-    request = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=gr.Request)
-    keyword = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-    wrapper.__signature__ = signature.replace(parameters=[*positional, *keyword, request])
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=gr.Request)
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), request])
+    wrapper.__annotations__ = {**method.__annotations__, "request": gr.Request}
     return wrapper
 
 
@@ -84,7 +88,7 @@ class BaseHandlers:
         self.predictor, self.scratch = predictor, scratch or Scratch()
         self.errors: collections.OrderedDict[str, str] = collections.OrderedDict()
 
-    def last_error(self, request: gr.Request | None = None) -> str:
+    def last_error(self, request: gr.Request = None) -> str:
         """The status line after a failed event: its message (a toast shows it too)."""
         message = self.errors.pop(getattr(request, "session_hash", None), None)
         return f"⚠ {message}" if message else "⚠ The request failed; see the message in the corner."
