@@ -90,7 +90,7 @@ class BaseHandlers:
 
     def last_error(self, request: gr.Request = None) -> str:
         """The status line after a failed event: its message (a toast shows it too)."""
-        message = self.errors.pop(getattr(request, "session_hash", None), None)
+        message = self.errors.get(getattr(request, "session_hash", None))  # kept: several events may fail at once
         return f"⚠ {message}" if message else "⚠ The request failed; see the message in the corner."
 
     def _need(self, role: str):

@@ -244,11 +244,12 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
             # named before the examples' event, which would otherwise take the name "classify"
             _on(h, run.click, h.classify, [image, target], [status, *outputs], status, api_name="classify",
                 preprocess=False)  # the handler validates and decodes the upload itself
-            if examples:
-                gr.Examples([[str(p)] for p in examples], [image], [status, *outputs], fn=h.classify,
-                            run_on_click=True, cache_examples=False, label="examples (click one)",
-                            examples_per_page=12, example_labels=[Path(p).stem.replace("_", " ") for p in examples],
-                            api_visibility="private", api_name="classify_example")
+            if examples:  # a click loads the example, then classifies it like an upload (status line included)
+                shown = gr.Examples([[str(p)] for p in examples], [image], label="examples (click one)",
+                                    examples_per_page=12, api_visibility="private", api_name="load_example",
+                                    example_labels=[Path(p).stem.replace("_", " ") for p in examples])
+                _on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status,
+                    api_visibility="private", preprocess=False)
         with gr.Column(scale=1, min_width=260):
             status.render()
             label.render()
