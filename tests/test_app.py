@@ -527,14 +527,14 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     box = page.locator("#seed input[type=number]")
     box.fill("40")
     box.press("Enter")
-    page.wait_for_function("t => (document.querySelector('#generate-status')?.innerText || '').includes(t)",
+    page.wait_for_function("t => text('#generate-status').includes(t)",
                            arg="seeds 40–55", timeout=30_000)
     # Random seed, then Reuse last seed goes back to 40
     page.get_by_role("button", name="Random seed").click()
-    page.wait_for_function("() => !(document.querySelector('#generate-status')?.innerText || '').includes('seeds 40–55')",
+    page.wait_for_function("() => !text('#generate-status').includes('seeds 40–55')",
                            timeout=30_000)
     page.get_by_role("button", name="Reuse last seed").click()
-    page.wait_for_function("t => (document.querySelector('#generate-status')?.innerText || '').includes(t)",
+    page.wait_for_function("t => text('#generate-status').includes(t)",
                            arg="seeds 40–55", timeout=30_000)
     # the download is the captioned grid
     with page.expect_download() as download:
@@ -547,7 +547,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     # explain a generated sample: pick the third, the Classify tab opens with its explanation
     page.locator("#samples .thumbnail-item").nth(2).click()
     page.get_by_role("button", name="Explain this sample with the classifier").click()
-    page.wait_for_function("() => (document.querySelector('#summary')?.innerText || '').includes('Generated as')",
+    page.wait_for_function("() => text('#summary').includes('Generated as')",
                            timeout=30_000)
     assert "(seed 42)" in page.locator("#summary").inner_text()
     page.wait_for_function(loaded, arg=["#gradcat", 4], timeout=30_000)
@@ -555,7 +555,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
 
     # Classify: an upload is classified without pressing the button; panels share one size; the key explains
     page.locator("#upload input[type=file]").set_input_files(EXAMPLE)
-    page.wait_for_function("() => (document.querySelector('#summary')?.innerText || '').includes('of your 32×32 image')",
+    page.wait_for_function("() => text('#summary').includes('of your 32×32 image')",
                            timeout=30_000)
     assert page.locator("#top5").inner_text().split()[1] == top  # "top-5", then the top-1 label
     page.wait_for_function(loaded, arg=["#gradcat", 4], timeout=30_000)
@@ -570,12 +570,12 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
 
     # an example is classified with one click; examples carry their names
     page.get_by_role("button", name="cat", exact=True).first.click()
-    page.wait_for_function("() => (document.querySelector('#classify-status')?.innerText || '').includes('explained')",
+    page.wait_for_function("() => text('#classify-status').includes('explained')",
                            timeout=30_000)
 
     # a bad upload: one message, the status line says it, the outputs keep their labels (no "Error" pills)
     page.locator("#upload input[type=file]").set_input_files(uploads.bad["corrupt.jpg"][0])
-    page.wait_for_function("() => (document.querySelector('#classify-status')?.innerText || '').includes('corrupt')",
+    page.wait_for_function("() => text('#classify-status').includes('corrupt')",
                            timeout=30_000)
     assert "Pillow" not in page.locator("#classify-status").inner_text()
     assert page.locator("#top5").get_by_text("top-5").is_visible() and page.locator("#top5 .error").count() == 0
@@ -614,7 +614,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.get_by_role("button", name="Use as interpolation end A").click()
     page.get_by_text("End A: the projected image").wait_for(timeout=10_000)
     page.get_by_role("button", name="Interpolate", exact=True).click()
-    page.wait_for_function("() => (document.querySelector('#interpolate-status')?.innerText || '')"
+    page.wait_for_function("() => text('#interpolate-status')"
                            ".includes('from the projected image')", timeout=30_000)
 
     # Models: the cards' pictures load, no mailto links, no empty table headers, no folders of another machine
@@ -642,6 +642,7 @@ def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, t
         for width in (1280, 400):
             page = browser.new_page(viewport={"width": width, "height": 900}, accept_downloads=True)
             errors, images = [], []
+            page.add_init_script("window.text = sel => document.querySelector(sel)?.innerText || ''")
             page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
             page.on("response", lambda r, images=images: images.append((r.url, r.status))
                     if "/gradio_api/file=" in r.url else None)
