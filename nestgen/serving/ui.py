@@ -150,7 +150,7 @@ def _interpolate_tab(h: Handlers, g, limits):
                 w = gr.JSON(None, visible=False, label=f"w {end} (projected)")
                 ends.append((seed, klass, note, clear, w))
     with gr.Row():
-        frames = gr.Slider(2, limits.max_frames, 12, step=1, label="frames")
+        frames = gr.Slider(2, limits.max_frames, min(12, limits.max_frames), step=1, label="frames")
         psi = _psi(limits)
     run = gr.Button("Interpolate", variant="primary")
     status = _status("interpolate")
