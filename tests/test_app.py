@@ -151,7 +151,8 @@ def uploads(tmp_path_factory):
         image.save(d / name)
     frames = [Image.new("RGB", (10, 10), c) for c in ("red", "green", "blue")]
     frames[0].save(d / "animated.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
-    return SimpleNamespace(bad=files, good=[d / n for n in (*good, "animated.gif")])
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(d / "flat.png")
+    return SimpleNamespace(bad=files, good=[d / n for n in (*good, "animated.gif")], flat=d / "flat.png")
 
 
 def _reference(models):
@@ -274,9 +275,10 @@ def test_class_grid_level_mixing_and_projection_handlers(handlers, predictor, mo
     picture, _, status = handlers.mix_levels("0, 1", "5-7", 1, "red", 1.0)
     mixed = sampler.mix_levels([0, 1], [5, 6, 7], 1, 0)
     want = labelled_grid(mixed, ["seed 0", "seed 1"], ["seed 5", "seed 6", "seed 7"], cell=96,
-                         corner="levels 2-1 / 0-0")
+                         corner="levels 2-1 / level 0")
     np.testing.assert_array_equal(np.asarray(Image.open(picture)), want)
-    assert status.startswith("2 × 3 images: levels 2–1 (coarse: layout, colours) from the row's seed")
+    assert status.startswith("2 × 3 images: levels 2–1 (coarse: layout, colours) from the row's seed, level 0 "
+                             "(fine: texture, detail) from the column's seed")
     for args, words in ((("0, x", "1", 1, "red", 1.0), "'x' is not a seed"),
                         (("0-20", "1", 1, "red", 1.0), "at most 8 seeds"),
                         (("9-3", "1", 1, "red", 1.0), "runs backwards"), (("", "1", 1, "red", 1.0), "give 1 to 8"),
@@ -447,7 +449,7 @@ def test_every_endpoint_through_the_client(client, handlers, uploads):
     picture, download, status = client.predict(0, 2, 1.0, api_name="/class_grid")
     assert np.array_equal(np.asarray(Image.open(picture)), np.asarray(Image.open(handlers.class_grid(0, 2, 1.0)[0])))
     picture, _, status = client.predict("3, 4", "8", 2, "any", 1.0, api_name="/mix_levels")
-    assert status.startswith("2 × 1 images: levels 2–2") and Image.open(picture).size[0] > 96 * 2
+    assert status.startswith("2 × 1 images: level 2 (coarse") and Image.open(picture).size[0] > 96 * 2
     sample = client.predict(9, "blue", 1.0, api_name="/explain_sample")
     assert sample[3].startswith("Generated as **blue** (seed 9)") and len(sample[5]["data"]) == 3
     pair, w, status = client.predict(handle_file(sample[0]), "blue", 25, api_name="/project")
@@ -527,6 +529,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     for name in ("Generate", "Class grid", "Interpolate", "Level mixing", "Project", "Classify & explain",
                  "Explain the discriminator", "Models"):
         assert name in tabs and page.get_by_role("tab", name=name).is_visible()
+    assert page.get_by_text("full variety").first.is_visible()  # what ψ does, in words
     page.screenshot(path=shots / f"generate-{width}.png", full_page=True)
 
     # Enter in the seed box generates
@@ -586,6 +589,10 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert page.locator("#top5").get_by_text("top-5").is_visible() and page.locator("#top5 .error").count() == 0
     assert page.locator("#gradcat .error").count() == 0
     page.screenshot(path=shots / f"bad-upload-{width}.png", full_page=True)
+    # a flat grey image is answered, with a warning that the answer means nothing
+    page.locator("#upload input[type=file]").set_input_files(uploads.flat)
+    page.wait_for_function("() => text('#summary').includes('one flat colour')", timeout=30_000)
+    assert "warning" in text_of(page, "#classify-status")
 
     # Interpolate: a large animation, the frames inside the page, GIF and MP4 downloads, a status line
     page.get_by_role("tab", name="Interpolate").click()

@@ -19,6 +19,10 @@ from nestgen.serving.predictor import ANY_CLASS
 DOWNLOAD_CELL = 128  # pixels of a sample in a downloaded, captioned grid
 
 
+def level_span(high: int, low: int) -> str:
+    return f"level {high}" if high == low else f"levels {high}–{low}"
+
+
 def seed_span(seeds: Sequence[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
 
@@ -106,12 +110,13 @@ class GenerationHandlers(BaseHandlers):
         progress(0, desc="mixing levels")
         images, rows, columns, crossover = self._call(service.mix, coarse, fine, crossover, class_value, truncation)
         top = service.num_levels - 1
+        coarse, fine = level_span(top, crossover), level_span(crossover - 1, 0)
         picture = labelled_grid(images, [f"seed {s}" for s in rows], [f"seed {s}" for s in columns], cell=96,
-                                corner=f"levels {top}-{crossover} / {crossover - 1}-0")
+                                corner=f"{coarse} / {fine}".replace("–", "-"))  # the caption font has no en dash
         path = save_png(picture, self.scratch.path(f"nestgen-level-mixing-{crossover}", ".png"))
-        status = (f"{len(rows)} × {len(columns)} images: levels {top}–{crossover} (coarse: layout, colours) from "
-                  f"the row's seed, levels {crossover - 1}–0 (fine: texture, detail) from the column's seed; class "
-                  f"{class_value or ANY_CLASS}, ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)")
+        status = (f"{len(rows)} × {len(columns)} images: {coarse} (coarse: layout, colours) from the row's seed, "
+                  f"{fine} (fine: texture, detail) from the column's seed; class {class_value or ANY_CLASS}, "
+                  f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)")
         return str(path), str(path), status
 
     @reports_failures
