@@ -77,8 +77,10 @@ def _generate_tab(h: Handlers, g, limits):
         download = gr.DownloadButton("Download grid (PNG, captioned)", value=None, elem_id="download-grid")
     history, shown, picked = gr.State([]), gr.State(None), gr.State(None)  # seeds generated; ψ shown; caption
 
-    def remember(first, seeds, truncation):  # after each generation: the seed history and the ψ of the gallery
-        return (seeds if seeds and seeds[-1] == int(first) else [*seeds, int(first)])[-50:], truncation, None
+    def remember(first, seeds, truncation, samples):  # after each generation: the seed history, the gallery's ψ,
+        first = int(first)  # and its first sample as the one "Explain this sample" explains until another is clicked
+        caption = samples[0][1] if samples else None
+        return (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:], truncation, caption
 
     def previous(seeds):
         if len(seeds) < 2:
@@ -89,7 +91,7 @@ def _generate_tab(h: Handlers, g, limits):
         return (event.value or {}).get("caption")
 
     args, outs = [klass, seed, count, psi], [gallery, download, status]
-    after = dict(fn=remember, inputs=[seed, history, psi], outputs=[history, shown, picked], queue=False,
+    after = dict(fn=remember, inputs=[seed, history, psi, gallery], outputs=[history, shown, picked], queue=False,
                  api_visibility="private")
     for trigger, name in ((run.click, "generate"), (seed.release, None)):  # Enter blurs the box: a release (JS)
         _on(h, trigger, h.generate, args, outs, status, api_name=name or False,
@@ -100,25 +102,29 @@ def _generate_tab(h: Handlers, g, limits):
     _on(h, back.success, h.generate, args, outs, status, api_visibility="private")
     gallery.select(pick, None, picked, api_visibility="private", queue=False)
 
-    return SimpleNamespace(explain=explain, picked=picked, shown=shown, seed=seed, load=(h.generate, args, outs, after),
+    return SimpleNamespace(explain=explain, picked=picked, shown=shown, load=(h.generate, args, outs, after),
                            status=status)
 
 
 def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
     """Generate's "Explain this sample": the selected sample (the first by default) → the Classify tab, explained."""
-    explain, picked, shown, seed = generate.explain, generate.picked, generate.shown, generate.seed
+    explain, picked, shown = generate.explain, generate.picked, generate.shown
     image, target, outputs, status = classify
 
-    def chosen(caption, truncation, first):  # the selected sample's seed and class, and the ψ it was made with
+    def chosen(caption, truncation):  # the selected sample's seed and class ("seed 42 · cat"), and its ψ
         match = re.match(r"seed (\d+)(?: · (.+))?$", caption or "")
-        return (int(match[1]), match[2] or ANY_CLASS, truncation) if match else (first, ANY_CLASS, truncation)
+        if not match:
+            raise gr.Error("no sample to explain yet: generate some first", print_exception=False)
+        return int(match[1]), match[2] or ANY_CLASS, truncation
 
     # the chosen sample's seed, class and ψ: hidden components (not State), so the API takes them as arguments
     sample = (gr.Number(0, precision=0, visible=False, label="seed"), gr.Textbox(ANY_CLASS, visible=False,
               label="class"), gr.Number(1.0, visible=False, label="truncation ψ"))
-    go = explain.click(chosen, [picked, shown, seed], list(sample), queue=False, api_visibility="private")
-    go = go.then(lambda: (gr.Tabs(selected="classify"), PREDICTED), None, [tabs, target], queue=False,
-                 api_visibility="private")
+    go = explain.click(chosen, [picked, shown], list(sample), queue=False, api_visibility="private")
+    go.failure(h.last_error, None, generate.status, api_visibility="private", queue=False)
+    go = go.success
+    go = go(lambda: (gr.Tabs(selected="classify"), PREDICTED), None, [tabs, target], queue=False,
+            api_visibility="private")
     _on(h, go.then, h.explain_sample, list(sample), [image, status, *outputs], status, api_name="explain_sample")
 
 
