@@ -222,7 +222,20 @@ def test_tiny_and_flat_images_are_answered_with_a_warning(handlers, tmp_path):
         status, _, summary, _, _ = handlers.classify(str(tmp_path / name), PREDICTED)
         assert all(w in summary for w in words) and summary.startswith("**⚠ ") and "warning(s) above" in status
     _, _, summary, _, _ = handlers.classify(str(EXAMPLE), PREDICTED)
-    assert "⚠" not in summary
+    assert "⚠" not in summary and "only the centre" not in summary
+
+
+def test_a_large_wide_photo_is_described_in_its_own_pixels(handlers, tmp_path):
+    """A 2400×1600 JPEG decodes at 1/8 scale (draft mode), and the model sees its centre square: the summary and
+    the table still speak of the 2400×1600 upload, and say what was cut."""
+    ramp = np.linspace(0, 255, 2400, dtype=np.float32)
+    pixels = np.stack([np.broadcast_to(ramp, (1600, 2400))] * 3, axis=-1).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "wide.jpg", quality=80)
+    status, _, summary, _, rows = handlers.classify(str(tmp_path / "wide.jpg"), PREDICTED)
+    assert "of your 2400×1600 image" in summary and rows[0][2] == "0, 400, 1600, 2000"  # the root: the centre square
+    assert "only the centre of your image, rows 0–1600 × columns 400–2000" in summary
+    top, left, bottom, right = map(int, rows[-1][2].split(", "))
+    assert (bottom - top, right - left) == (400, 400)  # a leaf block: 4 of 16 model pixels, ×100
 
 
 def test_generate_new_seeds_and_interpolate_handlers(handlers, models):
@@ -237,7 +250,7 @@ def test_generate_new_seeds_and_interpolate_handlers(handlers, models):
     # the download: a captioned grid at a readable size, the samples' pixels enlarged, named after the seeds
     captions = [f"seed {s} · green" for s in range(7, 12)]
     np.testing.assert_array_equal(np.asarray(Image.open(grid_file)), captioned_grid(expected, captions, 5, 128))
-    assert Path(grid_file).name.startswith("nestgen-samples-seeds7–11")
+    assert Path(grid_file).name.startswith("nestgen-samples-seeds7-11")
     assert status.startswith("5 samples, seeds 7–11, class green")
     assert handlers.generate("green", 7, 1, 1.0)[2].startswith("1 sample, seed 7, class green")  # not "1 samples"
     truncated = np.asarray(Image.open(handlers.generate("green", 7, 1, 0.5)[0][0][0]), int)
@@ -282,6 +295,7 @@ def test_class_grid_level_mixing_and_projection_handlers(handlers, predictor, mo
     for args, words in ((("0, x", "1", 1, "red", 1.0), "'x' is not a seed"),
                         (("0-20", "1", 1, "red", 1.0), "at most 8 seeds"),
                         (("9-3", "1", 1, "red", 1.0), "runs backwards"), (("", "1", 1, "red", 1.0), "give 1 to 8"),
+                        ((f"{2**32}", "1", 1, "red", 1.0), "coarse seeds: a seed must be between 0 and"),
                         (("0", "1", 3, "red", 1.0), "crossover level must be between 1 and 2")):
         with pytest.raises(gr.Error, match=words):
             handlers.mix_levels(*args)
@@ -532,6 +546,11 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert page.get_by_text("full variety").first.is_visible()  # what ψ does, in words
     page.screenshot(path=shots / f"generate-{width}.png", full_page=True)
 
+    # Reuse last seed before there is an earlier one: a warning, the seed and the samples stay
+    page.get_by_role("button", name="Reuse last seed").click()
+    page.get_by_text("no earlier seed yet").first.wait_for(timeout=10_000)
+    assert page.locator("#seed input[type=number]").input_value() == "0"
+    assert page.locator("#seed .error").count() == 0
     # Enter in the seed box generates
     box = page.locator("#seed input[type=number]")
     box.fill("40")
@@ -550,7 +569,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
         page.locator("#download-grid").click()
     saved = shots / f"download-{width}.png"
     download.value.save_as(saved)
-    assert download.value.suggested_filename.startswith("nestgen-samples-seeds40–55")
+    assert download.value.suggested_filename.startswith("nestgen-samples-seeds40-55")
     assert Image.open(saved).width == 8 * (128 + 4) + 4
 
     # explain a generated sample: pick the third, the Classify tab opens with its explanation
@@ -588,6 +607,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert "Pillow" not in page.locator("#classify-status").inner_text()
     assert page.locator("#top5").get_by_text("top-5").is_visible() and page.locator("#top5 .error").count() == 0
     assert page.locator("#gradcat .error").count() == 0
+    assert page.locator("#gradcat img").count() == 0  # the earlier image's explanation is not left beside it
     page.screenshot(path=shots / f"bad-upload-{width}.png", full_page=True)
     # a flat grey image is answered, with a warning that the answer means nothing
     page.locator("#upload input[type=file]").set_input_files(uploads.flat)
@@ -626,6 +646,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.screenshot(path=shots / f"project-{width}.png", full_page=True)
     page.get_by_role("button", name="Use as interpolation end A").click()
     page.get_by_text("End A: the projected image").wait_for(timeout=10_000)
+    assert page.get_by_label("seed A").is_disabled()  # the projected w replaces seed A
     page.get_by_role("button", name="Interpolate", exact=True).click()
     page.wait_for_function("() => text('#interpolate-status')"
                            ".includes('from the projected image')", timeout=30_000)

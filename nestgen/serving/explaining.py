@@ -81,6 +81,11 @@ class ExplainHandlers(BaseHandlers):
         summary = (f"GradCAT for **{e.class_name}** ({which}, p = {e.probability:.1%}): the path ends at block "
                    f"{leaf.block} of level 0, pixels {top}–{bottom} (rows) × {left}–{right} (columns) of your "
                    f"{width}×{height} image.")
+        seen_top, seen_left, seen_bottom, seen_right = result.source_box((0, 0, e.image_size, e.image_size))
+        if (seen_bottom - seen_top, seen_right - seen_left) != (height, width):  # the centre crop cut the sides
+            summary += (f" The model sees only the centre of your image, rows {seen_top}–{seen_bottom} × columns "
+                        f"{seen_left}–{seen_right} (it crops to a square, as in training); the rest was not looked "
+                        "at.")
         for warning in result.warnings:
             gr.Warning(warning)
             summary = f"**⚠ {warning[0].upper()}{warning[1:]}.**\n\n{summary}"

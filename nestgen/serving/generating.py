@@ -23,6 +23,11 @@ def level_span(high: int, low: int) -> str:
     return f"level {high}" if high == low else f"levels {high}–{low}"
 
 
+def file_span(seeds: Sequence[int]) -> str:
+    """Seeds in a file name (ASCII only): seed7, seeds7-11."""
+    return f"seed{seeds[0]}" if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
+
+
 def seed_span(seeds: Sequence[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
 
@@ -40,8 +45,7 @@ class GenerationHandlers(BaseHandlers):
         names = [service.class_name(y) for y in labels]
         captions = [f"seed {s}" + (f" · {n}" if n else "") for s, n in zip(seeds, names, strict=True)]
         picture = captioned_grid(images, captions, columns=min(8, len(images)), cell=DOWNLOAD_CELL)
-        grid_file = save_png(picture, self.scratch.path(f"nestgen-samples-{seed_span(seeds).replace(' ', '')}",
-                                                        ".png"))
+        grid_file = save_png(picture, self.scratch.path(f"nestgen-samples-{file_span(seeds)}", ".png"))
         status = (f"{plural(len(seeds), 'sample')}, {seed_span(seeds)}, class {class_value or ANY_CLASS}, "
                   f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s). Click a sample, then "
                   "“Explain this sample” to ask the classifier.")
@@ -64,8 +68,7 @@ class GenerationHandlers(BaseHandlers):
         images, seeds = self._call(service.class_grid, seed, count, truncation)
         picture = labelled_grid(images, service.sampler.class_names, [f"seed {s}" for s in seeds],
                                 cell=96, corner="class / seed")
-        path = save_png(picture, self.scratch.path(f"nestgen-class-grid-{seed_span(seeds).replace(' ', '')}",
-                                                   ".png"))
+        path = save_png(picture, self.scratch.path(f"nestgen-class-grid-{file_span(seeds)}", ".png"))
         status = (f"{len(images)} classes × {plural(len(seeds), 'seed')} ({seed_span(seeds)}), "
                   f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)")
         return str(path), str(path), status

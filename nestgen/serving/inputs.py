@@ -60,15 +60,21 @@ def read_image(source, limits: Limits, target_size: int | None = None) -> Image.
         raise InputError("the uploaded file is empty (0 bytes)")
     if size > limits.max_upload_bytes:
         raise InputError(f"the file is {size / 2**20:.1f} MiB, over the {limits.max_upload_bytes / 2**20:g} MiB limit")
-    _check_pixels(source, limits)
+    header = _check_pixels(source, limits)
     try:
-        return load_image(source, target_size=target_size)
+        picture = load_image(source, target_size=target_size)
     except ImageError as error:
         raise InputError(_visitor_message(str(error))) from error
+    if header is not None:  # a large JPEG decodes at a reduced scale, an EXIF-rotated one turned: keep its own size
+        width, height = header
+        turned = (width > height) != (picture.width > picture.height) and width != height
+        picture.info["source_size"] = (height, width) if turned else (width, height)
+    return picture
 
 
-def _check_pixels(source, limits: Limits) -> None:
-    """Refuse images with too many pixels from their header alone (load_image reports unreadable files)."""
+def _check_pixels(source, limits: Limits) -> tuple[int, int] | None:
+    """Refuse images with too many pixels from their header alone (load_image reports unreadable files); the
+    (width, height) the header gives, None when it cannot be read."""
     over = f"over the limit of {limits.max_pixels:,} pixels; downscale it first"
     try:
         if isinstance(source, Image.Image):
@@ -79,9 +85,10 @@ def _check_pixels(source, limits: Limits) -> None:
     except Image.DecompressionBombError as error:  # Pillow refuses to even open it
         raise InputError(f"the image is too large to decode safely, {over}") from error
     except Exception:  # noqa: BLE001 - unreadable: load_image names the reason
-        return
+        return None
     if width * height > limits.max_pixels:
         raise InputError(f"the image is {width}×{height} pixels, {over}")
+    return width, height
 
 
 def _visitor_message(message: str) -> str:
@@ -121,7 +128,7 @@ def parse_seeds(text, name: str, max_count: int) -> list[int]:
             raise InputError(f"{name}: the range {part} runs backwards; write {last}-{first}")
         if last - first >= max_count:
             raise InputError(f"{name}: at most {max_count} seeds, got {part} ({last - first + 1})")
-        seeds += [check_int(seed, f"{name} seed", 0, MAX_SEED) for seed in range(first, last + 1)]
+        seeds += [check_int(seed, f"{name}: a seed", 0, MAX_SEED) for seed in range(first, last + 1)]
     if not 1 <= len(seeds) <= max_count:
         raise InputError(f"{name}: give 1 to {max_count} seeds, like 0, 4, 7 or 10-13; got {len(seeds)}")
     return seeds

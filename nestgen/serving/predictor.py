@@ -116,9 +116,10 @@ class ClassifierService:
         index = prediction.top_k[0][1] if target is None else target
         explanation = self.explainer.explain(x, target=index)[0][0]
         cam = np.asarray(self._grad_cam(self.checkpoint.params, x, jnp.asarray([index], jnp.int32), 0))[0]
+        size = picture.info.get("source_size", picture.size)  # the upload's own pixels (not a reduced JPEG decode)
         return Classification(Image.fromarray(shown), prediction.top_k, explanation, cam,
-                              target is None or target == prediction.top_k[0][1], picture.size,
-                              input_warnings(picture.size, shown, self.image_size), float(spec.get("crop_pct", 1.0)))
+                              target is None or target == prediction.top_k[0][1], size,
+                              input_warnings(size, shown, self.image_size), float(spec.get("crop_pct", 1.0)))
 
 
 class GeneratorService:

@@ -47,10 +47,14 @@ def _psi(limits):
     return gr.Slider(limits.min_truncation, 1.0, 1.0, step=0.05, label="truncation ψ", info=PSI_INFO)
 
 
-def _on(h: Handlers, trigger, fn, inputs, outputs, status, **kwargs):
-    """One event: progress and failures on the tab's status line (the outputs keep their labels and values)."""
+def _on(h: Handlers, trigger, fn, inputs, outputs, status, clear=(), **kwargs):
+    """One event: progress and failures on the tab's status line (the outputs keep their labels and values);
+    a failure empties the `clear` outputs, results that belong to an earlier input (e.g. another upload's)."""
+    def failed(request: gr.Request):
+        return (h.last_error(request), *[None] * len(clear)) if clear else h.last_error(request)
+
     event = trigger(fn, inputs, outputs, show_progress_on=[status], **kwargs)
-    event.failure(h.last_error, None, status, api_visibility="private", queue=False)
+    event.failure(failed, None, [status, *clear], api_visibility="private", queue=False)
     return event
 
 
@@ -82,9 +86,10 @@ def _generate_tab(h: Handlers, g, limits):
         caption = samples[0][1] if samples else None
         return (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:], truncation, caption
 
-    def previous(seeds):
-        if len(seeds) < 2:
-            raise gr.Error("no earlier seed yet: generate with another seed first", print_exception=False)
+    def previous(seeds, first):
+        if len(seeds) < 2:  # nothing to go back to: say so, keep the seed (the images stay the same)
+            gr.Warning("no earlier seed yet: generate with another seed first")
+            return first, seeds
         return seeds[-2], seeds[:-1]
 
     def pick(event: gr.SelectData):
@@ -97,8 +102,7 @@ def _generate_tab(h: Handlers, g, limits):
         _on(h, trigger, h.generate, args, outs, status, api_name=name or False,
             api_visibility="public" if name else "private").success(**after)
     _on(h, new.click, h.new_seeds, [klass, count, psi], [seed, *outs], status, api_name="new_seeds").success(**after)
-    back = reuse.click(previous, history, [seed, history], api_visibility="private", queue=False)
-    back.failure(h.last_error, None, status, api_visibility="private", queue=False)
+    back = reuse.click(previous, [history, seed], [seed, history], api_visibility="private")
     _on(h, back.success, h.generate, args, outs, status, api_visibility="private")
     gallery.select(pick, None, picked, api_visibility="private", queue=False)
 
@@ -120,12 +124,13 @@ def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
     # the chosen sample's seed, class and ψ: hidden components (not State), so the API takes them as arguments
     sample = (gr.Number(0, precision=0, visible=False, label="seed"), gr.Textbox(ANY_CLASS, visible=False,
               label="class"), gr.Number(1.0, visible=False, label="truncation ψ"))
-    go = explain.click(chosen, [picked, shown], list(sample), queue=False, api_visibility="private")
+    go = explain.click(chosen, [picked, shown], list(sample), api_visibility="private")
     go.failure(h.last_error, None, generate.status, api_visibility="private", queue=False)
     go = go.success
     go = go(lambda: (gr.Tabs(selected="classify"), PREDICTED), None, [tabs, target], queue=False,
             api_visibility="private")
-    _on(h, go.then, h.explain_sample, list(sample), [image, status, *outputs], status, api_name="explain_sample")
+    _on(h, go.then, h.explain_sample, list(sample), [image, status, *outputs], status, outputs,
+        api_name="explain_sample")
 
 
 def _class_grid_tab(h: Handlers, g, limits) -> None:
@@ -136,7 +141,8 @@ def _class_grid_tab(h: Handlers, g, limits) -> None:
         psi = _psi(limits)
     run = gr.Button("Draw the class × seed grid", variant="primary")
     status = _status("grid")
-    picture = gr.Image(label="classes × seeds", elem_id="class-grid", format="png", buttons=["fullscreen"])
+    picture = gr.Image(label="classes × seeds", elem_id="class-grid", format="png", buttons=["fullscreen"],
+                       show_label=False)  # the picture labels its rows and columns
     download = gr.DownloadButton("Download grid (PNG)", value=None)
     for trigger, name in ((run.click, "class_grid"), (seed.submit, None)):
         _on(h, trigger, h.class_grid, [seed, count, psi], [picture, download, status], status,
@@ -169,8 +175,9 @@ def _interpolate_tab(h: Handlers, g, limits):
                 gif_file = gr.DownloadButton("Download GIF", value=None)
                 mp4_file = gr.DownloadButton("Download MP4", value=None)
     (seed_a, class_a, _, _, w_a), (seed_b, class_b, _, _, w_b) = ends
-    for _, _, note, clear, w in ends:
-        clear.click(lambda: (None, "", gr.Button(visible=False)), None, [w, note, clear], queue=False,
+    for seed, klass, note, clear, w in ends:  # back from a projected end to its seed and class
+        clear.click(lambda: (None, "", gr.Button(visible=False), gr.Number(interactive=True),
+                             gr.Dropdown(interactive=True)), None, [w, note, clear, seed, klass], queue=False,
                     api_visibility="private")
     inputs = [seed_a, class_a, seed_b, class_b, frames, psi, w_a, w_b]
     _on(h, run.click, h.interpolate, inputs, [frames_out, gif, gif_file, mp4_file, status], status,
@@ -195,7 +202,7 @@ def _mixing_tab(h: Handlers, g, limits) -> None:
     run = gr.Button("Mix levels", variant="primary")
     status = _status("mixing")
     picture = gr.Image(label="rows: coarse seed · columns: fine seed", elem_id="mixing", format="png",
-                       buttons=["fullscreen"])
+                       buttons=["fullscreen"], show_label=False)  # the picture labels its rows and columns
     download = gr.DownloadButton("Download grid (PNG)", value=None)
     for trigger, name in ((run.click, "mix_levels"), (coarse.submit, None), (fine.submit, None)):
         _on(h, trigger, h.mix_levels, [coarse, fine, crossover, klass, psi], [picture, download, status], status,
@@ -221,14 +228,16 @@ def _project_tab(h: Handlers, g, limits, tabs, ends) -> None:
             w = gr.JSON(None, visible=False, label="projected w")
             with gr.Row():
                 use = [gr.Button(f"Use as interpolation end {end}", interactive=False) for end in ("A", "B")]
-    event = _on(h, run.click, h.project, [image, klass, steps], [result, w, status], status, api_name="project",
+    event = _on(h, run.click, h.project, [image, klass, steps], [result, w, status], status, [result, w],
+                api_name="project",
                 preprocess=False)
     event.success(lambda: [gr.Button(interactive=True)] * 2, None, use, queue=False, api_visibility="private")
-    for button, (_, _, note, clear, w_end), end in zip(use, ends, ("A", "B"), strict=True):
+    for button, (seed, klass, note, clear, w_end), end in zip(use, ends, ("A", "B"), strict=True):
         button.click(lambda value, end=end: (value, f"**End {end}: the projected image** (its w replaces seed "
                                              f"{end} and class {end})", gr.Button(visible=True),
+                                             gr.Number(interactive=False), gr.Dropdown(interactive=False),
                                              gr.Tabs(selected="interpolate")),
-                     w, [w_end, note, clear, tabs], queue=False, api_visibility="private")
+                     w, [w_end, note, clear, seed, klass, tabs], queue=False, api_visibility="private")
 
 
 def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
@@ -248,13 +257,13 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
                               info="explain another class than the predicted one")
             run = gr.Button("Classify & explain", variant="primary")
             # named before the examples' event, which would otherwise take the name "classify"
-            _on(h, run.click, h.classify, [image, target], [status, *outputs], status, api_name="classify",
+            _on(h, run.click, h.classify, [image, target], [status, *outputs], status, outputs, api_name="classify",
                 preprocess=False)  # the handler validates and decodes the upload itself
             if examples:  # a click loads the example, then classifies it like an upload (status line included)
                 shown = gr.Examples([[str(p)] for p in examples], [image], label="examples (click one)",
                                     examples_per_page=12, api_visibility="private", api_name="load_example",
                                     example_labels=[Path(p).stem.replace("_", " ") for p in examples])
-                _on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status,
+                _on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status, outputs,
                     api_visibility="private", preprocess=False)
         with gr.Column(scale=1, min_width=260):
             status.render()
@@ -263,7 +272,7 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
     panels.render()
     gr.HTML(legend_html(c.score, c.checkpoint.config.num_levels), elem_id="legend")
     path.render()
-    _on(h, image.upload, h.classify, [image, target], [status, *outputs], status, api_visibility="private",
+    _on(h, image.upload, h.classify, [image, target], [status, *outputs], status, outputs, api_visibility="private",
         preprocess=False)
     return image, target, outputs, status
 
@@ -289,6 +298,7 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
         _on(h, sample.click, h.discriminator_sample, [seed, klass], [image, klass], status,
             api_name="discriminator_sample")
     _on(h, run.click, h.explain_discriminator, [image, klass], [summary, fake, real, maps, path], status,
+        [summary, fake, real, maps, path],
         api_name="explain_discriminator", preprocess=False)
 
 
