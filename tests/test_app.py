@@ -176,7 +176,7 @@ def test_classify_handler_is_the_library_s_gradcat_and_grad_cam(handlers, predic
     width, height = Image.open(EXAMPLE).size  # 32×32 uploaded, the model sees 16×16: boxes in the upload's pixels
     assert [r[:2] for r in rows] == [[n.level, n.block] for n in expected.path]
     assert [r[2] for r in rows] == [", ".join(str(2 * v) for v in n.box) for n in expected.path]
-    assert [r[3] for r in rows] == [float(f"{n.score:.4g}") for n in expected.path]
+    assert [r[3] for r in rows] == [float(f"{n.score:.3g}") for n in expected.path]
     assert f"GradCAT for **{expected.class_name}** (the predicted class" in summary
     assert f"of your {width}×{height} image" in summary and "⚠" not in summary
     # the root level is one block: no map; then one map per level, and Grad-CAM, all the same size
@@ -362,7 +362,7 @@ def test_discriminator_handlers_judge_a_generated_image(handlers, predictor, mod
         for parent, node in zip(path_, path_[1:], strict=False):  # each step takes the extreme of the 4 children
             grid_ = int(np.sqrt(scores[parent.level].size))
             assert scores[node.level][node.block] == pick(scores[node.level][children(parent.block, grid_)])
-    assert rows == [[n.level, n.block, ", ".join(map(str, n.box)), float(f"{n.score:.4g}")] for n in verdict.fake.path]
+    assert rows == [[n.level, n.block, ", ".join(map(str, n.box)), float(f"{n.score:.3g}")] for n in verdict.fake.path]
     assert [c for _, c in maps] == [f"level 1: 2×2 blocks, path → {verdict.fake.path[1].block}",
                                     f"level 0 (leaf): 4×4 blocks, path → {verdict.fake.leaf.block}"]
 

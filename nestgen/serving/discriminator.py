@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from nestgen.convert.checkpoint import Checkpoint
-from nestgen.data.images import preprocess
+from nestgen.data.images import preprocess, source_box
 from nestgen.explain.gradcat import Explanation, GradCAT, PathNode, block_box, traverse
 from nestgen.serving.inputs import InputError, Limits, read_image
 
@@ -58,6 +58,11 @@ class DiscriminatorVerdict:
     class_name: str
     real: Explanation  # GradCAT path toward "real"
     fake: Explanation  # the same scores negated: the path of blocks that most push toward "fake"
+    source_size: tuple[int, int] | None = None  # (width, height) of the image as uploaded
+
+    def source_box(self, box) -> tuple[int, int, int, int]:
+        """A box (top, left, bottom, right) of D's S×S input → the same region in the uploaded image's pixels."""
+        return source_box(box, self.source_size or self.image.size, self.image.width)
 
     @property
     def p_real(self) -> float:
@@ -99,7 +104,8 @@ class DiscriminatorService:
                                                          real.level_scores))
         shown = np.clip((x[0] + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
         name = self.class_names[index] if self.conditional else ""
-        return DiscriminatorVerdict(Image.fromarray(shown), real.logit, name, real, fake)
+        return DiscriminatorVerdict(Image.fromarray(shown), real.logit, name, real, fake,
+                                    picture.info.get("source_size", picture.size))
 
     def _path(self, ranking: list[np.ndarray], scores: list[np.ndarray]) -> list[PathNode]:
         """The traversal of `ranking` (per level, flat), reported with the original block scores."""

@@ -48,7 +48,7 @@ def path_rows(path, to_source=None) -> list[list]:
     rows = []
     for node in path:
         box = to_source(node.box) if to_source else node.box
-        rows.append([node.level, node.block, ", ".join(str(v) for v in box), float(f"{node.score:.4g}")])
+        rows.append([node.level, node.block, ", ".join(str(v) for v in box), float(f"{node.score:.3g}")])
     return rows
 
 
@@ -127,11 +127,13 @@ class ExplainHandlers(BaseHandlers):
         verdict = self._call(service.explain, upload(image, service.limits.max_upload_bytes), class_value)
         as_class = f" as **{verdict.class_name}**" if service.conditional else ""
         real, fake = verdict.real.leaf, verdict.fake.leaf
+        top, left, bottom, right = verdict.source_box(fake.box)
+        width, height = verdict.source_size or verdict.image.size
         summary = (f"D scores this image{as_class} {verdict.score:+.3f}: P(real) = {verdict.p_real:.1%}. The blocks "
-                   f"that most look fake end at block {fake.block} of level 0 (rows {fake.box[0]}–{fake.box[2]}, "
-                   f"columns {fake.box[1]}–{fake.box[3]}); the most real-looking at block {real.block}.")
+                   f"that most look fake end at block {fake.block} of level 0 (rows {top}–{bottom}, columns "
+                   f"{left}–{right} of your {width}×{height} image); the most real-looking at block {real.block}.")
         return (summary, self._file(draw_path(verdict.image, verdict.fake, PANEL), "fake"),
                 self._file(draw_path(verdict.image, verdict.real, PANEL), "real"),
                 self._files(level_maps(verdict.image, verdict.fake, negate=True), "fake-level"),
-                path_rows(verdict.fake.path))
+                path_rows(verdict.fake.path, verdict.source_box))
 

@@ -293,7 +293,8 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
         fake = gr.Image(label="most fake-looking path", format="png", height=256)
         real = gr.Image(label="most real-looking path", format="png", height=256)
     maps = gr.Gallery(label="per level: bright = pushes toward fake", columns=4, format="png")
-    path = gr.Dataframe(headers=PATH_HEADERS, label="fake path", interactive=False, wrap=True)
+    path = gr.Dataframe(headers=PATH_HEADERS, label="fake path (boxes in your image's pixels)", interactive=False,
+                        wrap=True)
     if can_sample:
         _on(h, sample.click, h.discriminator_sample, [seed, klass], [image, klass], status,
             api_name="discriminator_sample")
