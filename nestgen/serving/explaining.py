@@ -87,7 +87,7 @@ class ExplainHandlers(BaseHandlers):
                         f"{seen_left}–{seen_right} (it crops to a square, as in training); the rest was not looked "
                         "at.")
         for warning in result.warnings:
-            gr.Warning(warning)
+            gr.Warning(warning, duration=6)
             summary = f"**⚠ {warning[0].upper()}{warning[1:]}.**\n\n{summary}"
         panels = [(draw_path(result.image, e, PANEL), "path: nested boxes, root red → leaf"),
                   *level_maps(result.image, e),

@@ -88,7 +88,7 @@ def _generate_tab(h: Handlers, g, limits):
 
     def previous(seeds, first):
         if len(seeds) < 2:  # nothing to go back to: say so, keep the seed (the images stay the same)
-            gr.Warning("no earlier seed yet: generate with another seed first")
+            gr.Warning("no earlier seed yet: generate with another seed first", duration=6)
             return first, seeds
         return seeds[-2], seeds[:-1]
 
