@@ -1,0 +1,44 @@
+"""The app's shared widgets: class dropdowns, status lines, the ψ slider, and `on`, which wires an event so that
+its progress and failures show on the tab's status line. Imports Gradio (`pip install -e ".[app]"`).
+"""
+
+from __future__ import annotations
+
+from nestgen.serving import require_gradio
+from nestgen.serving.handlers import Handlers
+from nestgen.serving.predictor import Predictor
+
+gr = require_gradio()
+
+PSI_INFO = ("ψ = 1 samples w as trained (full variety); lower values pull every w toward its class's average w: "
+            "cleaner, more typical images, less variety")
+SEED_INFO = "the same seed, class and ψ always give the same image; Enter or releasing the slider generates"
+
+
+def classes(choices: list[str], value: str, label: str, visible: bool = True, info: str | None = None):
+    """A class dropdown; typed names are allowed (handy with 1000 classes) and checked by the handler."""
+    return gr.Dropdown(choices, value=value, label=label, visible=visible, filterable=True, allow_custom_value=True,
+                       info=info)
+
+
+def status_line(name: str, value: str = "", render: bool = True):
+    return gr.Markdown(value, elem_id=f"{name}-status", elem_classes=["status"], render=render)
+
+
+def psi_slider(limits):
+    return gr.Slider(limits.min_truncation, 1.0, 1.0, step=0.05, label="truncation ψ", info=PSI_INFO)
+
+
+def on(h: Handlers, trigger, fn, inputs, outputs, status, clear=(), **kwargs):
+    """One event: progress and failures on the tab's status line (the outputs keep their labels and values);
+    a failure empties the `clear` outputs, results that belong to an earlier input (e.g. another upload's)."""
+    def failed(request: gr.Request):
+        return (h.last_error(request), *[None] * len(clear)) if clear else h.last_error(request)
+
+    event = trigger(fn, inputs, outputs, show_progress_on=[status], **kwargs)
+    event.failure(failed, None, [status, *clear], api_visibility="private", queue=False)
+    return event
+
+
+def missing(predictor: Predictor, role: str) -> None:
+    gr.Markdown(f"**No {role} is loaded.** {predictor.missing.get(role, '')}", elem_classes=["missing"])
