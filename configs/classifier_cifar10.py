@@ -4,9 +4,10 @@
   python scripts/train_classifier.py --config configs/classifier_cifar10.py:smoke --workdir DIR   # CPU, ~1 min
 
   python scripts/campaign.py --job classifier --minutes 8 --out OUT    # one borrowed H200 window (:h200)
+  python scripts/relay.py --job classifier --until 11:30                # one leg of the long CPU run (:relay)
 
-Arguments (comma separated): variant=<registry name>, smoke, bf16, cpu (a short CPU schedule), h200 (NesT-T in
-bfloat16 for a time-budgeted GPU window).
+Arguments (comma separated): variant=<registry name>, smoke, bf16, cpu (a short CPU schedule), relay (the long
+CPU run carried from session to session), h200 (NesT-T in bfloat16 for a time-budgeted GPU window).
 """
 
 import ml_collections
@@ -77,6 +78,20 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def relay(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The long CPU run carried from session to session (scripts/relay.py --job classifier): nest_mini_32 (3
+    levels, 1.3 M parameters, ~66 training images/s on 2 CPU cores) with the full official recipe (RandAugment,
+    random erasing, mixup/cutmix, label smoothing, stochastic depth 0.1) for 100 epochs at batch 128, about 21 hours
+    in legs. A checkpoint (and the relay state) every half epoch, the test split every 2 epochs."""
+    c.model.variant = "nest_mini_32"
+    c.optim.base_lr, c.optim.warmup_epochs = 2e-3, 5.0
+    c.global_batch, c.eval_batch = 128, 500
+    c.num_epochs = 100
+    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 65, 780, 195
+    c.keep_checkpoints = 2
+    return c
+
+
 def h200(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """NesT-T, the official recipe, in bfloat16 at batch 512 for one borrowed H200 window (scripts/campaign.py):
     the campaign fits the number of steps and the cosine schedule to the minutes it is given (warm-up at most
@@ -99,6 +114,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if args.get("cpu"):
         c = cpu(c)
         c.model.variant = args.get("variant", c.model.variant)
+    if args.get("relay"):
+        c = relay(c)
     if args.get("h200"):
         c = h200(c)
     return smoke(c) if args.get("smoke") else c

@@ -6,7 +6,10 @@
 
   python scripts/campaign.py --job gan --minutes 8 --out OUT                   # one borrowed H200 window (:h200)
 
-Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200.
+  python scripts/relay.py --job gan --until 08:40      # one leg of the long CPU run (:relay)
+
+Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200, relay,
+arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison).
 """
 
 import ml_collections
@@ -46,13 +49,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.grid = ml_collections.ConfigDict({"rows": 10, "columns": 10, "seed": 0})  # one row per class
     # Periodic FID / FD_NesT of the EMA generator; 0 disables. features: "inception" or "nest:<classifier dir>".
     c.fid = ml_collections.ConfigDict({"every_images": 0, "num": 10_000, "reference": "cifar10:train",
-                                       "features": "inception", "batch_size": 100})
+                                       "features": "inception", "batch_size": 100, "kid": False, "pr": False})
     if args.get("uncond"):
         c.generator.variant = c.generator.variant.removesuffix("_cond")
     if args.get("bf16"):
         c.dtype = "bfloat16"
     if args.get("cpu"):
         cpu(c, args)
+    if args.get("relay"):
+        relay(c, args)
     if args.get("h200"):
         h200(c)
     if args.get("smoke"):
@@ -72,6 +77,29 @@ def cpu(c: ml_collections.ConfigDict, args: dict) -> None:
     # FD_NesT (offline, no Inception download) with the shipped classifier against the CIFAR-10 test images
     c.fid.update({"every_images": 64_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
                   "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 100})
+
+
+ARMS = {"r3gan": ("relativistic", 0.0), "mixing": ("non_saturating", 0.9), "today": ("non_saturating", 0.0)}
+
+
+def relay(c: ml_collections.ConfigDict, args: dict) -> None:
+    """The long CPU run carried from session to session (scripts/relay.py --job gan): the micro GAN of `cpu` with
+    R3GAN's relativistic loss (R1 + R2, γ 0.05 each) and level mixing 0.9, to 1.5 M images. FD_NesT, KD_NesT,
+    precision and recall of 2,000 EMA samples every 32,000 images, always with the same features (the classifier
+    shipped on 2026-11-30, `classifier-cifar10-nest_micro_32`), against the CIFAR-10 test images. A checkpoint
+    (and the relay state) every 6,400 images. `arm=` makes one 256,000-image arm of the recipe comparison that
+    differs only in the loss: r3gan (no level mixing), mixing (non-saturating loss), today (neither)."""
+    cpu(c, args)
+    arm = args.get("arm")
+    if arm is not None and arm not in ARMS:
+        raise ValueError(f"arm={arm!r}: known arms are {', '.join(ARMS)}")
+    kind, mixing = ARMS[arm] if arm else ("relativistic", 0.9)
+    c.loss.kind, c.loss.level_mixing = kind, mixing
+    c.loss.r2_gamma = c.loss.r1_gamma if kind == "relativistic" else 0.0
+    c.total_images = 256_000 if arm else 1_500_000
+    c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 3_200, 64_000, 6_400
+    c.keep_checkpoints = 2
+    c.fid.update({"every_images": 32_000, "kid": True, "pr": True})
 
 
 def h200(c: ml_collections.ConfigDict) -> None:

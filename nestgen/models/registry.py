@@ -36,6 +36,10 @@ VARIANTS: dict[str, Any] = {
     # A NesT small enough to train and test on 2 CPU cores: 2 levels of 8x8-pixel blocks on 16x16 tokens.
     "nest_micro_32": NestConfig(image_size=32, patch_size=2, num_levels=2, dims=(64, 128), heads=(2, 4),
                                 depths=(2, 2), attention="multi_head", num_classes=10, drop_path_rate=0.0),
+    # The CPU relay's classifier (configs/classifier_cifar10.py:relay): the paper's block tree at 32 px with 3
+    # levels (16 → 4 → 1 blocks of 4×4 tokens on 2×2 patches), so that a GradCAT path has a step per level.
+    "nest_mini_32": NestConfig(image_size=32, patch_size=2, num_levels=3, dims=(64, 128, 128), heads=(2, 4, 4),
+                               depths=(2, 2, 3), attention="multi_head", num_classes=10, drop_path_rate=0.1),
 }
 
 # Generators: 4×4-pixel blocks; every resolution doubling adds one finer level with half the channels, so the

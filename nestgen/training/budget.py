@@ -5,7 +5,8 @@ they run `calibration_steps` steps after compilation, time them, and set the num
 learning-rate schedule, whose length is an argument of the compiled train step, so nothing compiles again) so
 that training, the evaluations and the final save all end before the deadline (never longer than the config's own
 length). If the machine slows down, the trainers stop early at the last moment that still leaves
-`reserve_seconds`, and save.
+`reserve_seconds`, and save. A budget with `fit=False` (a leg of the CPU relay, scripts/relay.py) keeps the run's
+own schedule and only stops and saves at the deadline, so that legs add up to one run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class TimeBudget:
     reserve_seconds: float = 30.0
     calibration_steps: int = 20
     eval_seconds: float = 3.0  # expected cost of one periodic evaluation, reserved for each
+    fit: bool = True  # False: keep the run's own length and schedule, only stop (and save) at the deadline
     _clock: tuple[int, float] | None = dataclasses.field(default=None, init=False, repr=False)
 
     @classmethod
@@ -47,7 +49,10 @@ class TimeBudget:
     def time_steps(self, done: int, first: int, wait: Callable[[], object]) -> float | None:
         """Call after every step of a run that began at step `first` (`done` steps so far). Two steps after the
         start (compilation over) it starts the clock; `calibration_steps` later it returns the seconds per step,
-        once; otherwise None. `wait()` blocks until the device has finished the steps dispatched so far."""
+        once; otherwise None (always None when the budget does not `fit`). `wait()` blocks until the device has
+        finished the steps dispatched so far."""
+        if not self.fit:
+            return None
         if done == first + 2:
             wait()
             self._clock = (done, time.perf_counter())

@@ -16,6 +16,7 @@ import hashlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,13 +218,19 @@ def _all_finite(tree) -> jax.Array:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
-                       budget: TimeBudget | None = None, initial_params: Any = None) -> dict[str, Any]:
+                       budget: TimeBudget | None = None, initial_params: Any = None,
+                       start_from: Callable[[TrainState], TrainState] | None = None,
+                       on_checkpoint: Callable[[TrainState, int, dict[str, float]], None] | None = None,
+                       ) -> dict[str, Any]:
     """Train (or resume) in `workdir`; returns the final metrics and the export directory.
 
     With a `budget` the run's length (and its learning-rate schedule) is fitted to the time left after timing
     `budget.calibration_steps` steps; config.num_steps / num_epochs then only bound it from above.
     `initial_params` (a parameter tree of the config's model) starts a new run, with a fresh optimizer and
-    schedule, from another run's weights; a workdir that holds checkpoints resumes from them instead."""
+    schedule, from another run's weights; a workdir that holds checkpoints resumes from them instead.
+    `start_from(fresh_state) -> state` continues a whole train state (step, weights, optimizer moments) carried
+    from another machine (scripts/relay.py): the schedule and the data order go on from its step.
+    `on_checkpoint(state, step, eval_metrics)` is called (process 0, host arrays) after every checkpoint save."""
     workdir = Path(workdir)
     sharding.initialize_distributed()
     cfg = validate(config)
@@ -258,6 +265,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     state = init_state(jax.random.key(config.seed))
     if start:
         state = checkpoints.restore(start, state)
+    elif start_from is not None:  # a whole state from another machine: its step, schedule position and moments
+        state = jax.device_put(start_from(jax.device_get(state)), replicated)
+        start = int(state.step)
     elif initial_params is not None:  # another run's weights, a new optimizer state and schedule
         params = matching_params(initial_params, state.params)
         state = TrainState(state.step, sharding.replicate(params, mesh),
@@ -337,6 +347,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             if save_now:
                 checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
                 last_good = done
+                if on_checkpoint is not None and jax.process_index() == 0:
+                    on_checkpoint(jax.device_get(state), done, eval_metrics if eval_now else {})
             observed = budget.observed_seconds_per_step(done) if budget and done < total_steps else None
             if observed:  # slower than calibrated (evaluations, a busy machine): shorten the schedule so that
                 fitted = budget.fit_steps(done, observed)  # the cosine still ends in time

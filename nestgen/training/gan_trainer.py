@@ -282,12 +282,14 @@ def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
 
     fid.backends()
     network = fid.load_features(fid_config.features, batch_size=fid_config.batch_size)
-    fid.reference_statistics(fid_config.reference, network, batch_size=fid_config.batch_size, verbose=False)
+    fid.reference_statistics(fid_config.reference, network, batch_size=fid_config.batch_size, verbose=False,
+                             need_features=fid_config.get("kid", False) or fid_config.get("pr", False))
 
     def evaluate(checkpoint: Checkpoint) -> dict[str, float]:
         sampler = GeneratorSampler(checkpoint, batch_size=fid_config.batch_size)
         metrics = fid.fid_for_sampler(sampler, fid_config.reference, fid_config.num, features=network,
-                                      batch_size=fid_config.batch_size)
+                                      batch_size=fid_config.batch_size, kid=fid_config.get("kid", False),
+                                      pr=fid_config.get("pr", False), pr_samples=fid_config.num)
         return {f"fid/{name}": value for name, value in metrics.items()}
 
     return evaluate
@@ -304,11 +306,17 @@ def run_description(config, g_cfg, d_cfg, data) -> dict[str, Any]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        fid_fn: Callable[[Checkpoint], dict[str, float]] | None = None, *,
-                       budget: TimeBudget | None = None, initial: dict[str, Any] | None = None) -> dict[str, Any]:
+                       budget: TimeBudget | None = None, initial: dict[str, Any] | None = None,
+                       start_from: Callable[[GanState], GanState] | None = None,
+                       on_checkpoint: Callable[[GanState, int, dict[str, float]], None] | None = None,
+                       ) -> dict[str, Any]:
     """Train (or resume) in `workdir`; returns the final metrics and the export directories.
 
     `initial` ({"g_params", "d_params", "g_ema", "w_avg", "images_seen"}) starts from another run's networks with
     fresh optimizer states (scripts/campaign.py --resume); a workdir that holds checkpoints resumes from them.
+    `start_from(fresh_state) -> state` continues a whole GAN state (networks, EMA, Adam moments, images seen)
+    carried from another machine (scripts/relay.py); `on_checkpoint(state, step, fid_metrics)` is called
+    (process 0, host arrays) after every checkpoint save.
 
     `fid_fn(checkpoint) -> {"fid/…": value}` evaluates the EMA generator every `fid.every_images` images (default:
     clean-fid as configured in `config.fid`); the checkpoint with the lowest first value is kept as the best."""
@@ -343,6 +351,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                     out_shardings=replicated)(jax.random.key(config.seed))
     if start:
         state = checkpoints.restore(start, state)
+    elif start_from is not None:  # a whole state from another machine
+        state = jax.device_put(start_from(jax.device_get(state)), replicated)
+        start = int(state.step)
     elif initial is not None:  # another run's networks; fresh Adam moments
         g_params = matching_params(initial["g_params"], state.g_params, "the generator to continue")
         d_params = matching_params(initial["d_params"], state.d_params, "the discriminator to continue")
@@ -457,6 +468,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                 checkpoints.save(done, state, metrics=best)
                 export("export", done, seen, fid_metrics if due["fid"] else {})
                 last_good = done
+                if on_checkpoint is not None and jax.process_index() == 0:
+                    on_checkpoint(jax.device_get(state), done, fid_metrics if due["fid"] else {})
     finally:
         progress.close()
         checkpoints.close()

@@ -1,0 +1,150 @@
+"""The CPU relay: a whole train state in one small file, and legs that continue one run across machines."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+
+from nestgen.training import relay, relay_state
+from nestgen.training.budget import TimeBudget
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _adam_state(seed=0):
+    params = {"dense": {"kernel": jax.random.normal(jax.random.key(seed), (8, 4)), "bias": jnp.zeros(4)}}
+    optimizer = optax.adamw(1e-3)
+    opt_state = optimizer.init(params)
+    grads = jax.tree_util.tree_map(lambda p: 1e-5 * jnp.ones_like(p), params)  # ν = 1e-11: below float16's range
+    _, opt_state = optimizer.update(grads, opt_state, params)
+    return {"params": params, "opt_state": opt_state, "step": jnp.asarray(7, jnp.int32)}
+
+
+def test_state_round_trip_is_compact_and_keeps_small_second_moments(tmp_path):
+    state = _adam_state()
+    path = tmp_path / "state.safetensors"
+    size = relay_state.save_state(path, state, {"job": "x", "step": 7})
+    stored = load_file(str(path))
+    assert all(v.dtype == np.float16 for k, v in stored.items() if k.startswith("params/"))
+    assert {k for k in stored if "/mu/" in k or "/nu/" in k} == {k for k in stored if k.startswith("bf16:")}
+    assert size < 4 * sum(np.size(x) for x in jax.tree_util.tree_leaves(state)) * 0.6 + 2000
+    loaded, metadata = relay_state.load_state(path, jax.device_get(_adam_state(seed=1)))
+    assert metadata == {"job": "x", "step": 7}
+    assert int(loaded["step"]) == 7 and loaded["step"].dtype == np.int32
+    np.testing.assert_allclose(loaded["params"]["dense"]["kernel"], state["params"]["dense"]["kernel"], rtol=1e-3)
+    nu = loaded["opt_state"][0].nu["dense"]["kernel"]
+    assert nu.dtype == np.float32 and np.all(nu > 0)  # a plain float16 ν would have flushed to zero
+    np.testing.assert_allclose(nu, state["opt_state"][0].nu["dense"]["kernel"], rtol=2 ** -8)
+
+
+def test_a_state_of_another_model_is_refused_by_name(tmp_path):
+    path = tmp_path / "state.safetensors"
+    relay_state.save_state(path, _adam_state(), {"step": 7})
+    other = _adam_state()
+    other["params"]["dense"]["kernel"] = jnp.zeros((8, 5))
+    with pytest.raises(relay_state.RelayStateError, match=r"params/dense/kernel has shape \(8, 4\)"):
+        relay_state.load_state(path, other)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a state")
+    with pytest.raises(relay_state.RelayStateError, match="not a relay state file"):
+        relay_state.read_metadata(tmp_path / "junk.safetensors")
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "state.safetensors"
+    relay_state.save_state(path, _adam_state(), {"step": 7})
+    before = path.read_bytes()
+    with pytest.raises(SafetensorError, match="Unknown dtype"):
+        relay_state.save_state(path, {"bad": object()}, {"step": 8})
+    assert path.read_bytes() == before
+
+
+def test_until_accepts_a_clock_time_or_minutes_and_refuses_too_little():
+    import datetime as dt
+
+    now = dt.datetime(2026, 12, 2, 9, 0)
+    assert relay.parse_until("10:30", now) == 5400
+    assert relay.parse_until("90m", now) == 5400
+    with pytest.raises(relay.RelayError, match="HH:MM"):
+        relay.parse_until("half past ten", now)
+    with pytest.raises(relay.RelayError, match="at least 2"):
+        relay.parse_until("08:59", now)
+
+
+def test_a_budget_that_does_not_fit_keeps_the_schedule():
+    budget = TimeBudget(deadline=1e12, fit=False)
+    assert all(budget.time_steps(done, 0, lambda: None) is None for done in range(40))
+
+
+@pytest.fixture()
+def smoke_jobs(monkeypatch):
+    jobs = {"classifier": relay.Job("classifier", "classifier", "configs/classifier_cifar10.py:relay,smoke", "t"),
+            "gan": relay.Job("gan", "gan", "configs/gan_cifar10.py:relay,smoke", "t")}
+    monkeypatch.setattr(relay, "JOBS", jobs)
+    return jobs
+
+
+class _StopAfter(TimeBudget):
+    """A budget whose deadline comes after `steps` training steps (the trainers ask `must_stop` once a step)."""
+
+    steps = 10
+
+    def must_stop(self) -> bool:
+        self.calls = getattr(self, "calls", 0) + 1
+        return self.calls >= self.steps
+
+
+def _leg(job, tmp_path, *overrides):
+    return relay.run_leg(job, 3600, root=ROOT, state_root=tmp_path / "relay", work_root=tmp_path / "runs",
+                         reserve_seconds=5,
+                         overrides=("async_checkpoints=False", *overrides))
+
+
+def _optimizer_count(state_path):
+    stored = load_file(str(state_path))
+    return {int(v.reshape(())) for k, v in stored.items() if k.endswith("/count")}
+
+
+@pytest.mark.parametrize("job,settings,batch,total", [
+    ("classifier", ("num_steps=30", "checkpoint_every_steps=10", "eval_every_steps=10"), 32, 30),
+    ("gan", ("fid.every_images=0",), 16, 20)])
+def test_legs_add_up_to_one_run(smoke_jobs, tmp_path, monkeypatch, job, settings, batch, total):
+    monkeypatch.chdir(ROOT)
+    state_path, record_path = tmp_path / "relay" / job / "state.safetensors", tmp_path / "relay" / job / "record.json"
+    with monkeypatch.context() as patch:  # the first leg's deadline comes after 10 steps
+        patch.setattr(relay, "TimeBudget", _StopAfter)
+        first = _leg(job, tmp_path, *settings)
+    assert (first["from_step"], first["to_step"], first["to_images"]) == (0, 10, 10 * batch)
+    assert relay_state.read_metadata(state_path) == {"job": job, "step": 10, "images": 10 * batch}
+    # a later leg must continue the same run: other settings are refused before anything is touched
+    with pytest.raises(relay.RelayError, match="other settings"):
+        _leg(job, tmp_path, *settings, "seed=1")
+    second = _leg(job, tmp_path, *settings)
+    assert (second["from_step"], second["to_step"], second["to_images"]) == (10, total, total * batch)
+    record = json.loads(record_path.read_text())
+    assert [leg["leg"] for leg in record["legs"]] == [1, 2] and record["images_seen"] == total * batch
+    assert record["legs"][1]["from_images"] == record["legs"][0]["to_images"]
+    assert all(leg["machine"].endswith(jax.default_backend()) and leg["wall_seconds"] > 0 for leg in record["legs"])
+    assert _optimizer_count(state_path) == {total}  # Adam went on counting: the moments travelled with the state
+    if job == "classifier":  # the test split at every checkpoint, the stop included
+        assert [point["step"] for point in record["curve"]] == [10, 20, 30]
+        assert all("eval/top1" in point for point in record["curve"])
+    status = {entry["job"]: entry for entry in relay.status(ROOT, tmp_path / "relay")}
+    assert status[job]["images_seen"] == total * batch and status[job]["legs"] == 2
+
+
+def test_script_reports_bad_arguments_in_one_line(tmp_path):
+    for argv, expected in ((["--job", "gan"], "give --job and --until"),
+                           (["--job", "nope", "--until", "90m"], "unknown job 'nope'"),
+                           (["--job", "gan", "--until", "soon"], "HH:MM")):
+        out = subprocess.run([sys.executable, str(ROOT / "scripts/relay.py"), *argv, "--state-dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2, out.stderr
+        assert expected in out.stderr and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
