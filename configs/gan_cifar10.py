@@ -9,7 +9,8 @@
   python scripts/relay.py --job gan --until 08:40      # one leg of the long CPU run (:relay)
 
 Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200, relay,
-arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison).
+arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison), shrink (with h200: its sizes shrunk for a
+CPU rehearsal).
 """
 
 import ml_collections
@@ -60,6 +61,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         relay(c, args)
     if args.get("h200"):
         h200(c)
+        if args.get("shrink"):
+            shrink_h200(c)
     if args.get("smoke"):
         smoke(c)
     return c
@@ -106,10 +109,10 @@ def h200(c: ml_collections.ConfigDict) -> None:
     """One borrowed H200 window (scripts/campaign.py fits total_images to the minutes it is given): bfloat16,
     batch 256, a generator sized so that the EMA generator (release) and the generator + discriminator (resume
     state) come back in float16 within the window's 8 files of 16 MiB (11.2 M + 4.6 M parameters: the root
-    level 384 wide instead of nest_gen_32's 512). FD_NesT with the shipped classifier every 1 M images, the
-    best EMA generator kept. The loss is R3GAN's relativistic pairing loss with R1 and R2: the best of four recipes
-    compared at micro scale at equal images seen (`scripts/benchmark_gan_configs.py`, README "Choosing the GPU
-    recipe")."""
+    level 384 wide instead of nest_gen_32's 512). FD_NesT with the shipped classifier, and a checkpoint, every
+    1 M images, the best EMA generator kept. The loss is R3GAN's relativistic pairing loss with R1 and R2: the
+    best of four recipes compared at micro scale at equal images seen (`scripts/benchmark_gan_configs.py`, README
+    "Choosing the GPU recipe")."""
     c.dtype = "bfloat16"
     c.generator.overrides = {"dims": (128, 256, 256, 384)}
     c.loss.kind, c.loss.r2_gamma = "relativistic", c.loss.r1_gamma
@@ -117,10 +120,24 @@ def h200(c: ml_collections.ConfigDict) -> None:
     c.optim.g_lr = c.optim.d_lr = 1e-3
     c.ema.half_life_images = 250_000
     c.total_images = 100_000_000  # an upper bound; the campaign's budget decides
-    c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 51_200, 10_240_000, 102_400_000
+    # a checkpoint at every FD_NesT: the campaign rewrites the release and resume files into --out each time
+    c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 51_200, 10_240_000, 1_024_000
     c.async_checkpoints = False
     c.fid.update({"every_images": 1_024_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
                   "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 500})
+
+
+def shrink_h200(c: ml_collections.ConfigDict) -> None:
+    """The H200 preset with only its sizes shrunk, for rehearsing a window on a CPU (scripts/campaign.py
+    --rehearse): the same architecture families, bfloat16, relativistic loss with lazy R1 + R2, DiffAugment, EMA,
+    FD_NesT in the loop with a checkpoint at each, the 8-file output; networks 8× narrower, batch 16, 2,048
+    training images, an evaluation every 512 images on 256 samples."""
+    c.generator.overrides = {"dims": (16, 32, 32, 48), "heads": (1, 2, 2, 2), "latent_dim": 32, "w_dim": 64}
+    c.discriminator.overrides = {"channels": (16, 32, 32, 32)}
+    c.data.train_limit = 2048
+    c.global_batch = 16
+    c.log_every_images, c.checkpoint_every_images = 64, 512
+    c.fid.update({"every_images": 512, "num": 256, "batch_size": 64})
 
 
 def smoke(c: ml_collections.ConfigDict) -> None:

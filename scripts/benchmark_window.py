@@ -1,6 +1,7 @@
-"""The GPU window's benchmark rows in one short call (README "The GPU window"): one JSON file.
+"""The GPU window's benchmark rows in one short call (README "The GPU window"): one JSON file, rewritten after
+every row (most important rows first), so that a call cut short keeps every finished row.
 
-  python scripts/benchmark_window.py --out $OUT/benchmark.json                       # on the H200, ≤ 2 minutes
+  python3 scripts/benchmark_window.py --out $OUT/benchmark.json --max-seconds 90      # on the H200
   python scripts/benchmark_window.py --out b.json --dtype float32 --small             # the CPU check (tiny models)
 
 Rows: classifier train step img/s and MFU for NesT-T 32×32 (plain and fused attention) and NesT-B 224; the GAN
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,6 +72,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per row")
     parser.add_argument("--small", action="store_true", help="micro models and small batches: a CPU check")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which rows (default: all)")
+    parser.add_argument("--max-seconds", type=float, default=0.0,
+                        help="start no row after this many seconds (0: no limit); the JSON is complete anyway")
     args = parser.parse_args(argv)
 
     import jax
@@ -82,9 +86,47 @@ def main(argv=None) -> int:
     generators = ("nest_gen_micro_32",) if small else ("nest_gen_32", "nest_gen_64", "nest_gen_128")
     gan = ("nest_gen_micro_32_cond", "conv_disc_micro_32") if small else ("nest_gen_32_cond", "conv_disc_32")
     timing = {"min_seconds": args.min_seconds}
-    started, rows, errors = time.perf_counter(), [], []
+    started, rows, errors, skipped = time.perf_counter(), [], [], []
 
-    def attempt(label: str, make):
+    def write() -> dict:  # after every row, atomically: a call cut short keeps every finished row
+        train = next((r for r in rows if r.get("variant") == tiny and r.get("execution") == "plain"), None)
+        augment = next((r for r in rows if r["row"].startswith("augmentation")), None)
+        result = {"machine": machine(), "device_kind": jax.devices()[0].device_kind, "dtype": args.dtype,
+                  "rows": rows, "augmentation_over_train_step":
+                      round(augment["images_per_second"] / train["images_per_second"], 2) if train and augment
+                      else None,
+                  "device_peak_memory_bytes": device_peak_memory_bytes(), "errors": errors, "skipped": skipped,
+                  "seconds": round(time.perf_counter() - started, 1)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.out.with_name(f".{args.out.name}.tmp")
+        temporary.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(temporary, args.out)
+        return result
+
+    # the most important rows first: the GAN (the application's job), NesT-T's train step, the augmentation
+    # against it, then the options and the larger models
+    tasks = []
+    if "gan" in args.rows:
+        tasks.append(("gan", lambda: {"row": "GAN train step (D + G + EMA, lazy R1)",
+                                      **measure_train_step(*gan, args.batch, timing, args.dtype)}))
+    if "classifier" in args.rows:
+        tasks.append((f"{tiny} plain", lambda: classifier_row(tiny, args.batch, args.dtype, "plain",
+                                                              args.min_seconds)))
+    if "augmentation" in args.rows:
+        tasks.append(("augmentation", lambda: augment_row(args.batch, 32, args.min_seconds)))
+    if "classifier" in args.rows:
+        tasks.append((f"{tiny} fused", lambda: classifier_row(tiny, args.batch, args.dtype, "fused",
+                                                              args.min_seconds)))
+    for name in generators if "generator" in args.rows else ():
+        tasks.append((name, lambda n=name: {"row": "generator sampling",
+                                            **measure_sampling(n, args.batch, timing, args.dtype)}))
+    if "classifier" in args.rows:
+        tasks.append((big, lambda: classifier_row(big, args.big_batch, args.dtype, "plain", args.min_seconds)))
+    for label, make in tasks:
+        if args.max_seconds and time.perf_counter() - started > args.max_seconds:
+            skipped.append(label)  # past the time box: leave the call time to return its files
+            continue
+        began = time.perf_counter()
         try:
             row = make()
             row["seconds"] = round(time.perf_counter() - began, 1)
@@ -93,34 +135,8 @@ def main(argv=None) -> int:
         except Exception as error:  # one failing row (e.g. out of memory) must not lose the others
             errors.append(f"{label}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
             print(errors[-1], file=sys.stderr, flush=True)
-
-    for execution in ("plain", "fused") if "classifier" in args.rows else ():
-        began = time.perf_counter()
-        attempt(f"{tiny} {execution}", lambda e=execution: classifier_row(tiny, args.batch, args.dtype, e,
-                                                                          args.min_seconds))
-    if "classifier" in args.rows:
-        began = time.perf_counter()
-        attempt(f"{big}", lambda: classifier_row(big, args.big_batch, args.dtype, "plain", args.min_seconds))
-    if "augmentation" in args.rows:
-        began = time.perf_counter()
-        attempt("augmentation", lambda: augment_row(args.batch, 32, args.min_seconds))
-    if "gan" in args.rows:
-        began = time.perf_counter()
-        attempt("gan", lambda: {"row": "GAN train step (D + G + EMA, lazy R1)",
-                                **measure_train_step(*gan, args.batch, timing, args.dtype)})
-    for name in generators if "generator" in args.rows else ():
-        began = time.perf_counter()
-        attempt(name, lambda n=name: {"row": "generator sampling", **measure_sampling(n, args.batch, timing,
-                                                                                      args.dtype)})
-    train = next((r for r in rows if r.get("variant") == tiny and r.get("execution") == "plain"), None)
-    augment = next((r for r in rows if r["row"].startswith("augmentation")), None)
-    result = {"machine": machine(), "device_kind": jax.devices()[0].device_kind, "dtype": args.dtype, "rows": rows,
-              "augmentation_over_train_step": round(augment["images_per_second"] / train["images_per_second"], 2)
-              if train and augment else None,
-              "device_peak_memory_bytes": device_peak_memory_bytes(), "errors": errors,
-              "seconds": round(time.perf_counter() - started, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+        result = write()
+    result = write()
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     return 1 if errors else 0
 

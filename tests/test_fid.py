@@ -84,6 +84,31 @@ def test_frechet_distance_is_zero_on_itself_and_matches_the_gaussian_closed_form
     assert estimate == pytest.approx(closed, rel=0.05, abs=0.02)
 
 
+def test_frechet_distance_is_clean_fids_and_survives_scipy_without_disp(monkeypatch):
+    import cleanfid.fid
+    import scipy.linalg
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(500, 8)), rng.normal(size=(500, 8)) @ rng.normal(size=(8, 8)) + 0.3
+    stats = (*fid.feature_statistics(x), *fid.feature_statistics(y))
+    ours = fid.frechet_distance(*stats)
+    assert ours == pytest.approx(float(cleanfid.fid.frechet_distance(*stats)), rel=1e-9)
+    singular = (np.zeros(8), np.diag([1.0] * 7 + [0.0]), np.zeros(8), np.diag([0.0] + [1.0] * 7))
+    assert fid.frechet_distance(*singular) == pytest.approx(float(cleanfid.fid.frechet_distance(*singular)), abs=1e-6)
+
+    original = scipy.linalg.sqrtm
+
+    def sqrtm_without_disp(a, **kwargs):  # SciPy 1.18: `disp` is gone
+        if "disp" in kwargs:
+            raise TypeError("sqrtm() got an unexpected keyword argument 'disp'")
+        return original(a, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_without_disp)
+    with pytest.raises(TypeError, match="disp"):
+        cleanfid.fid.frechet_distance(*stats)
+    assert fid.frechet_distance(*stats) == ours
+
+
 def test_generator_checkpoint_vs_image_folder_through_clean_fid(generator_checkpoint, real_folder, nest,
                                                                  tiny_checkpoint):
     sampler = GeneratorSampler.from_directory(generator_checkpoint, batch_size=16)
@@ -270,3 +295,14 @@ def test_evaluate_fid_refuses_seeds_past_2_to_the_32_up_front(seed, num, message
                         "--ref", f"images:{tmp_path / 'none'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_fd_nest_keeps_torch_on_the_cpu_even_where_cuda_is_there(monkeypatch, nest):
+    """On the GPU machine torch sees CUDA; FD_NesT must not open a CUDA context beside JAX's preallocation."""
+    import torch
+
+    from nestgen.evaluation.fid import _device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _device(None, nest).type == "cpu" and _device("cuda", nest).type == "cpu"
+    assert _device(None).type == "cuda"  # Inception features (a torch network) still use the GPU

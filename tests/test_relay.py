@@ -148,3 +148,22 @@ def test_script_reports_bad_arguments_in_one_line(tmp_path):
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 2, out.stderr
         assert expected in out.stderr and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_a_state_without_moments_restarts_adam_but_not_the_schedule(tmp_path):
+    params = {"w": jnp.ones((3,))}
+    optimizer = optax.adamw(optax.cosine_decay_schedule(1e-3, 100))  # the schedule counts in its own state
+    opt_state = optimizer.init(params)
+    for _ in range(5):
+        _, opt_state = optimizer.update({"w": jnp.full((3,), 0.1)}, opt_state, params)
+    state = {"params": params, "opt_state": opt_state}
+    path = tmp_path / "state.safetensors"
+    small = relay_state.save_state(path, state, {}, moments=False)
+    assert small < relay_state.save_state(tmp_path / "full.safetensors", state, {})
+    loaded, _ = relay_state.load_state(path, jax.device_get({"params": params, "opt_state": optimizer.init(params)}))
+    names = relay_state.leaves_by_name(loaded)
+    counts = {k: int(v) for k, v in names.items() if k.endswith("count")}
+    adam = [k for k in counts if relay_state._adam_state(next(n for n in names if "/mu/" in n)) + "/count" == k]
+    assert adam and all(counts[k] == 0 for k in adam)  # Adam's bias correction starts again
+    assert any(v == 5 for k, v in counts.items() if k not in adam)  # the learning-rate schedule goes on
+    assert all(not np.any(v) for k, v in names.items() if "/mu/" in k or "/nu/" in k)

@@ -116,6 +116,23 @@ def sampler(generator):
     return GeneratorSampler.from_directory(generator, batch_size=8)
 
 
+def test_samplers_of_one_architecture_share_their_compiled_programs(generator, tmp_path):
+    """The weights are an argument of the jitted programs: a training run's periodic FD_NesT builds a sampler per
+    evaluation and must not compile again for each (nor draw the same images from other weights)."""
+    from nestgen.evaluation import sampling
+
+    other = tmp_path / "other"
+    save_checkpoint(other, TINY_G, init_params(TINY_G, 7), class_names=["cat", "dog", "horse"])
+    first = sampling.GeneratorSampler.from_directory(generator, batch_size=8)
+    second = sampling.GeneratorSampler.from_directory(str(other), batch_size=8)
+    map_fn, synthesize = sampling._programs(TINY_G, "float32")
+    a = first.sample([0, 1], 0)
+    compiled = (map_fn._cache_size(), synthesize._cache_size())
+    b = second.sample([0, 1], 0)
+    assert (map_fn._cache_size(), synthesize._cache_size()) == compiled and compiled[0] >= 1
+    assert not np.array_equal(a, b)
+
+
 def test_w_of_is_what_sample_and_interpolate_render(sampler):
     seeds = [3, 4, 5]
     w = sampler.w_of(seeds, truncation=0.7)

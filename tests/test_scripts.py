@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +208,28 @@ def test_window_benchmark_writes_its_rows(tmp_path):
     assert plain["images_per_second"] > 0 and plain["mfu"] is None  # no datasheet peak for a CPU
     augment = rows[("augmentation (full CIFAR recipe)", None, 8)]["images_per_second"]
     assert result["augmentation_over_train_step"] == pytest.approx(augment / plain["images_per_second"], rel=0.02)
+
+
+def test_window_benchmark_keeps_finished_rows_when_cut_short_and_honours_its_time_box(tmp_path):
+    """The JSON is rewritten after every row: a call killed in its second row keeps the first; --max-seconds
+    starts no row past the box and says which were skipped."""
+    out = tmp_path / "benchmark.json"
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_window.py"), "--out", str(out), "--small",
+               "--dtype", "float32", "--batch", "8", "--big-batch", "4", "--rows", "classifier"]
+    process = subprocess.Popen([*command, "--min-seconds", "30"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 400
+        while not out.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]  # still in its second row
+    finally:
+        process.kill()
+        process.communicate()
+    first = json.loads(out.read_text())
+    assert [(r["variant"], r["execution"]) for r in first["rows"]] == [("nest_micro_32", "plain")]
+    boxed = subprocess.run([*command, "--min-seconds", "0.1", "--max-seconds", "0.5"], capture_output=True,
+                           text=True, timeout=600, cwd=ROOT)
+    result = json.loads(out.read_text())
+    assert boxed.returncode == 0 and len(result["rows"]) == 1 and result["skipped"] == ["nest_micro_32 fused",
+                                                                                         "nest_micro_32"]

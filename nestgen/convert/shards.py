@@ -3,11 +3,14 @@
 A borrowed accelerator returns at most 8 files of ≤ 16 MiB (scripts/campaign.py): a 14.8 M-parameter generator in
 float16 is 29.7 MB. `write_sharded` packs named arrays greedily into `<stem>-00001-of-00002.safetensors`, … (one
 file `<stem>.safetensors` when it fits); `read_sharded` checks that every shard is there and joins them. The
-metadata (a str → str dict) is stored in every shard. Plain safetensors throughout: no pickles.
+metadata (a str → str dict) is stored in every shard. Every shard is written to a temporary file and renamed, so a
+folder rewritten at every evaluation (a GPU window's outputs) always holds complete files. Plain safetensors
+throughout: no pickles.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -41,14 +44,16 @@ def write_sharded(directory: str | Path, stem: str, arrays: dict[str, np.ndarray
             size = 0
         shards[-1][name] = array
         size += array.nbytes
-    for stale in directory.glob(f"{stem}*.safetensors"):  # an earlier, differently cut save
-        if stale.name == f"{stem}.safetensors" or _SHARD.match(stale.name):
-            stale.unlink()
     paths = []
-    for index, shard in enumerate(shards, start=1):
+    for index, shard in enumerate(shards, start=1):  # each shard complete or not there: temporary file, rename
         name = f"{stem}.safetensors" if len(shards) == 1 else f"{stem}-{index:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(directory / name), metadata=dict(metadata or {}))
+        temporary = directory / f".{name}.tmp"
+        save_file(shard, str(temporary), metadata=dict(metadata or {}))
+        os.replace(temporary, directory / name)
         paths.append(directory / name)
+    for stale in directory.glob(f"{stem}*.safetensors"):  # an earlier, differently cut save
+        if stale not in paths and (stale.name == f"{stem}.safetensors" or _SHARD.match(stale.name)):
+            stale.unlink()
     return paths
 
 
@@ -70,16 +75,20 @@ def shard_paths(directory: str | Path, stem: str) -> list[Path]:
 
 
 def read_sharded(directory: str | Path, stem: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Join the shards of `stem`: (arrays, metadata of the first shard)."""
+    """Join the shards of `stem`: (arrays, their metadata). Shards of two different saves (a save rewritten shard
+    by shard and interrupted) have different metadata and raise ShardError."""
     from safetensors import safe_open
 
     arrays: dict[str, np.ndarray] = {}
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] | None = None
     for path in shard_paths(directory, stem):
         with safe_open(str(path), framework="numpy") as file:
-            metadata = metadata or dict(file.metadata() or {})
+            if metadata is not None and dict(file.metadata() or {}) != metadata:
+                raise ShardError(f"{path} belongs to another save than the first {stem} shard (an interrupted "
+                                 "rewrite); use the folder's other copy or the previous window's")
+            metadata = dict(file.metadata() or {})
             for name in file.keys():
                 if name in arrays:
                     raise ShardError(f"{name} appears in more than one {stem} shard ({path.name})")
                 arrays[name] = file.get_tensor(name)
-    return arrays, metadata
+    return arrays, metadata or {}

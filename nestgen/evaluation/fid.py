@@ -97,8 +97,13 @@ def backends():
 
 # ---- feature networks ------------------------------------------------------------------------------------------
 
-def _device(device):
+def _device(device, network: FeatureNetwork | None = None):
+    """The torch device clean-fid moves batches to. For FD_NesT always the CPU: the NesT features are computed by
+    JAX (on its own device), torch only carries the batches, and a CUDA context beside JAX's preallocated GPU
+    memory would compete with it."""
     torch = backends().torch
+    if network is not None and network.metric == "fd_nest":
+        return torch.device("cpu")
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
@@ -170,7 +175,7 @@ def _features(count: int, take: Callable[[np.ndarray], Any], network: FeatureNet
 def reference_statistics(reference: str | Reference, network: FeatureNetwork, *, need_features: bool = False,
                          batch_size: int = 64, device=None, cache_dir=None, verbose: bool = True) -> ReferenceStats:
     """Mean, covariance (and features if asked) of a reference in the network's feature space."""
-    reference, device = parse_reference(reference), _device(device)
+    reference, device = parse_reference(reference), _device(device, network)
     fid = backends().fid
     if reference.kind == "standard":
         stats_dir = Path(CLEANFID_STATS_DIR or Path(fid.__file__).parent / "stats")
@@ -246,9 +251,10 @@ def evaluate(sampler, reference: str | Reference, num: int = 50_000, *, features
         raise FIDError(f"a Fréchet distance needs at least 2 samples, got --num {num}")
     check_seeds(seed, num)  # seeds seed … seed + num - 1, before any network or statistics is loaded
     backends()  # before anything imports TensorFlow
-    reference, device = parse_reference(reference), _device(device)
+    reference = parse_reference(reference)
     network = load_features(features, mode=mode, inception_weights=inception_weights, device=device,
                             batch_size=batch_size)
+    device = _device(device, network)
     ref = reference_statistics(reference, network, need_features=kid or pr, batch_size=batch_size, device=device,
                                cache_dir=cache_dir, verbose=verbose)
     draw, num_classes = sampler_draw(sampler, truncation) if hasattr(sampler, "synthesize") else (sampler, num_classes)

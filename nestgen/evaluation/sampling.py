@@ -10,6 +10,7 @@ jax.random.key(seed) is one distinct key per seed, with or without x64; beyond, 
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,23 @@ def to_uint8(images) -> np.ndarray:
     return np.asarray(np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255), np.uint8)
 
 
+@functools.lru_cache(maxsize=8)
+def _programs(config, dtype: str):
+    """The jitted mapping and synthesis of one generator architecture, the weights an argument: every sampler of
+    that architecture (a training run's periodic FD_NesT makes one per evaluation) reuses the compiled programs,
+    where weights baked in as constants would compile them again for each."""
+    model = config.build(jnp.dtype(dtype))
+    conditional = config.conditional
+
+    def map_fn(params, z, y):  # (B, Z), (B,) → (B, W)
+        return model.apply({"params": params}, z, y if conditional else None, method="map")
+
+    def synthesize(params, w):  # (B, W) or (B, L, W) → (B, H, W, 3) in [-1, 1]
+        return model.apply({"params": params}, w, method="synthesize")
+
+    return jax.jit(map_fn), jax.jit(synthesize)
+
+
 class GeneratorSampler:
     """A generator checkpoint loaded once, with jitted mapping and synthesis at a fixed batch size."""
 
@@ -74,11 +92,10 @@ class GeneratorSampler:
         if checkpoint.config.kind != "generator":
             raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.config.kind}, not a generator")
         self.checkpoint, self.config, self.batch_size = checkpoint, checkpoint.config, batch_size
-        model = checkpoint.build(dtype)
-        params = {"params": checkpoint.params}
-        self._map = jax.jit(lambda z, y: model.apply(params, z, y if self.config.conditional else None,
-                                                     method="map"))
-        self._synthesize = jax.jit(lambda w: model.apply(params, w, method="synthesize"))
+        map_fn, synthesize = _programs(checkpoint.config, jnp.dtype(dtype).name)
+        params = jax.device_put(checkpoint.params)
+        self._map = functools.partial(map_fn, params)
+        self._synthesize = functools.partial(synthesize, params)
         w_avg = checkpoint.metadata.get(W_AVG_KEY)
         self.w_avg = np.asarray(w_avg, np.float32) if w_avg is not None else None
 

@@ -26,7 +26,10 @@ class TimeBudget:
     calibration_steps: int = 20
     eval_seconds: float = 3.0  # expected cost of one periodic evaluation, reserved for each
     fit: bool = True  # False: keep the run's own length and schedule, only stop (and save) at the deadline
+    plan_windows: int = 1  # fit a schedule K times what this budget holds; the run stops at this deadline and
+    #                        later windows continue it (scripts/campaign.py --windows)
     _clock: tuple[int, float] | None = dataclasses.field(default=None, init=False, repr=False)
+    first_steps_at: float | None = dataclasses.field(default=None, init=False)  # monotonic time, compiled
 
     @classmethod
     def from_minutes(cls, minutes: float, *, started: float | None = None, **kwargs) -> TimeBudget:
@@ -40,21 +43,25 @@ class TimeBudget:
         return self.deadline - time.monotonic()
 
     def fit_steps(self, done: int, seconds_per_step: float, overhead_seconds: float = 0.0) -> int:
-        """The total step count that ends `reserve_seconds + overhead_seconds` before the deadline (≥ done + 1)."""
+        """The total step count that ends `reserve_seconds + overhead_seconds` before the deadline (≥ done + 1);
+        with `plan_windows` K, K times the steps from 0 to there: a schedule for K windows like this one."""
         if not seconds_per_step > 0:
             raise ValueError(f"seconds per step must be positive, got {seconds_per_step}")
         left = self.remaining() - self.reserve_seconds - overhead_seconds
-        return done + max(1, math.floor(left / seconds_per_step))
+        this_window = done + max(1, math.floor(left / seconds_per_step))
+        return this_window if self.plan_windows == 1 else self.plan_windows * this_window
 
     def time_steps(self, done: int, first: int, wait: Callable[[], object]) -> float | None:
         """Call after every step of a run that began at step `first` (`done` steps so far). Two steps after the
-        start (compilation over) it starts the clock; `calibration_steps` later it returns the seconds per step,
-        once; otherwise None (always None when the budget does not `fit`). `wait()` blocks until the device has
-        finished the steps dispatched so far."""
+        start (compilation over) it notes the time (`first_steps_at`) and starts the clock; `calibration_steps`
+        later it returns the seconds per step, once; otherwise None (always None when the budget does not `fit`).
+        `wait()` blocks until the device has finished the steps dispatched so far."""
+        if done == first + 2 and self.first_steps_at is None:
+            wait()
+            self.first_steps_at = time.monotonic()  # compilation and the first two steps are over
         if not self.fit:
             return None
         if done == first + 2:
-            wait()
             self._clock = (done, time.perf_counter())
         elif self._clock and done == self._clock[0] + self.calibration_steps:
             wait()

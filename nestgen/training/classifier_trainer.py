@@ -3,9 +3,9 @@
 One jitted, donated train step (the whole augmentation — crop, flip, RandAugment, random erasing, Mixup/CutMix,
 label smoothing — on the device, rngs folded from the step), data parallel over every device of every host, orbax
 checkpoints with exact resume (of the same model, data, seed and batch: WORKDIR/run.json, run_record.py), metrics
-to TensorBoard / JSONL / console, a NaN guard, an optional wall-clock budget (`TimeBudget`), and the final model
-exported as a nestgen checkpoint directory (`workdir/export`). A run on an in-memory split (folders, zips) never
-imports TensorFlow.
+to TensorBoard / JSONL / console, a NaN guard, an optional wall-clock budget (`TimeBudget`), and the model
+exported as a nestgen checkpoint directory (`workdir/export`, rewritten at every checkpoint and at the end). A run
+on an in-memory split (folders, zips) never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                        budget: TimeBudget | None = None, initial_params: Any = None,
                        start_from: Callable[[TrainState], TrainState] | None = None,
                        on_checkpoint: Callable[[TrainState, int, dict[str, float]], None] | None = None,
-                       ) -> dict[str, Any]:
+                       planned_schedule: tuple[int, int] | None = None) -> dict[str, Any]:
     """Train (or resume) in `workdir`; returns the final metrics and the export directory.
 
     With a `budget` the run's length (and its learning-rate schedule) is fitted to the time left after timing
@@ -230,7 +230,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     schedule, from another run's weights; a workdir that holds checkpoints resumes from them instead.
     `start_from(fresh_state) -> state` continues a whole train state (step, weights, optimizer moments) carried
     from another machine (scripts/relay.py): the schedule and the data order go on from its step.
-    `on_checkpoint(state, step, eval_metrics)` is called (process 0, host arrays) after every checkpoint save."""
+    `on_checkpoint(state, step, eval_metrics)` is called (process 0, host arrays) after every checkpoint save.
+    `planned_schedule` (warm-up steps, total steps) replaces the config's: the plan of a run split over GPU windows
+    (scripts/campaign.py --windows), continued with `start_from` and a budget that does not fit."""
     workdir = Path(workdir)
     sharding.initialize_distributed()
     cfg = validate(config)
@@ -243,6 +245,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     steps_per_epoch = train.num_examples // config.global_batch
     total_steps = int(config.num_steps or config.num_epochs * steps_per_epoch)
     warmup_steps = int(config.optim.warmup_epochs * steps_per_epoch)
+    if planned_schedule is not None:  # a planned schedule, continued
+        warmup_steps, total_steps = int(planned_schedule[0]), int(planned_schedule[1])
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
     model = cfg.build(COMPUTE_DTYPES[config.dtype], execution(config))
@@ -295,6 +299,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                     dynamic_ncols=True, desc="train", mininterval=0.1 if sys.stderr.isatty() else 30.0)
     pending, eval_metrics, tick, last_good, eval_seconds = [], {}, time.perf_counter(), start, 0.0
     done = start
+
+    def export_params(done: int, params, metrics: dict[str, float]) -> None:
+        """workdir/export: the model of step `done` as a nestgen checkpoint (rewritten at every checkpoint)."""
+        if jax.process_index() == 0:
+            save_checkpoint(workdir / "export", cfg, jax.device_get(params), class_names=train.class_names,
+                            preprocess=_preprocess_record(config), weights_dtype="float32",
+                            metadata=_export_metadata(config, train.description, done, metrics))
+
     try:
         step = start
         while step < total_steps:
@@ -346,6 +358,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                 tick += eval_seconds  # images/s counts training time only
             if save_now:
                 checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
+                export_params(done, state.params, eval_metrics if eval_now else {})  # the latest model, loadable
                 last_good = done
                 if on_checkpoint is not None and jax.process_index() == 0:
                     on_checkpoint(jax.device_get(state), done, eval_metrics if eval_now else {})
@@ -363,12 +376,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
     params = jax.device_get(state.params)
     final_eval = eval_metrics or (evaluate(state.params) if evaluation is not None else {})
-    export = workdir / "export"
-    if jax.process_index() == 0:
-        save_checkpoint(export, cfg, params, class_names=train.class_names,
-                        preprocess=_preprocess_record(config), weights_dtype="float32",
-                        metadata=_export_metadata(config, train.description, done, final_eval))
-    return {"step": int(state.step), "export": export, "devices": jax.device_count(),
+    export_params(done, params, final_eval)
+    return {"step": int(state.step), "export": workdir / "export", "devices": jax.device_count(),
             "processes": jax.process_count(), "params_sha256": params_fingerprint(params),
             "images_seen": int(state.step) * config.global_batch, "eval_seconds": eval_seconds, **final_eval}
 

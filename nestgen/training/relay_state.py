@@ -54,23 +54,41 @@ def _is_moment(name: str) -> bool:
     return any(part in f"/{name}/" for part in ("/mu/", "/nu/"))
 
 
-def save_state(path: str | Path, state: Any, metadata: dict[str, Any], *, compact: bool = True) -> int:
-    """Write `state` (any pytree of arrays) and `metadata` (JSON-able) to `path`; returns the file's bytes."""
-    from safetensors.numpy import save_file
+def _adam_state(moment: str) -> str:
+    """'opt_state/0/mu/dense/kernel' → 'opt_state/0': the Adam state holding a moment (and its own `count`)."""
+    path = f"/{moment}/"
+    for part in ("/mu/", "/nu/"):
+        if part in path:
+            return path.split(part)[0].strip("/")
+    return ""
 
+
+def encode(state: Any, *, compact: bool = True, moments: bool = True) -> dict[str, np.ndarray]:
+    """{name: array} of a state pytree, as `save_state` stores it (without `moments`: no Adam moments at all)."""
     arrays: dict[str, np.ndarray] = {}
     for name, leaf in leaves_by_name(jax.device_get(state)).items():
         value = np.asarray(leaf)
+        if not moments and _is_moment(name):
+            continue
         if compact and np.issubdtype(value.dtype, np.floating):
             if _is_moment(name):
                 name, value = BF16_PREFIX + name, value.astype(jnp.bfloat16).view(np.uint16)
             elif np.all(np.isfinite(value.astype(np.float16)) == np.isfinite(value)):
                 value = value.astype(np.float16)
         arrays[name] = np.ascontiguousarray(value)
+    return arrays
+
+
+def save_state(path: str | Path, state: Any, metadata: dict[str, Any], *, compact: bool = True,
+               moments: bool = True) -> int:
+    """Write `state` (any pytree of arrays) and `metadata` (JSON-able) to `path`; returns the file's bytes."""
+    from safetensors.numpy import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    save_file(arrays, str(temporary), metadata={"relay": json.dumps(metadata)})
+    save_file(encode(state, compact=compact, moments=moments), str(temporary),
+              metadata={"relay": json.dumps(metadata)})
     os.replace(temporary, path)
     return path.stat().st_size
 
@@ -93,10 +111,19 @@ def load_state(path: str | Path, template: Any) -> tuple[Any, dict[str, Any]]:
     from safetensors.numpy import load_file
 
     metadata = read_metadata(path)
-    stored = load_file(str(path))
+    return decode(load_file(str(path)), template, str(path)), metadata
+
+
+def decode(stored: dict[str, np.ndarray], template: Any, source: str = "the state") -> Any:
+    """The state `encode` gave `stored`, in the structure and dtypes of `template`. A state saved without Adam's
+    moments takes the template's (fresh) ones. Raises RelayStateError naming what does not fit."""
     values = {k.removeprefix(BF16_PREFIX): v.view(jnp.bfloat16) if k.startswith(BF16_PREFIX) else v
               for k, v in stored.items()}
     expected = leaves_by_name(template)
+    if not any(_is_moment(name) for name in values):  # saved without moments: Adam starts afresh, its own step
+        fresh = {name for name in expected if _is_moment(name)}  # count too (bias correction), not the schedule's
+        fresh |= {f"{_adam_state(name)}/count".lstrip("/") for name in fresh}
+        values |= {name: np.asarray(expected[name]) for name in fresh if name in expected}
     for name, leaf in expected.items():  # safetensors stores a scalar (a step count) with shape (1,)
         if name in values and np.shape(leaf) == () and values[name].shape == (1,):
             values[name] = values[name].reshape(())
@@ -106,8 +133,8 @@ def load_state(path: str | Path, template: Any) -> tuple[Any, dict[str, Any]]:
                  for name, leaf in expected.items() if name in values and values[name].shape != np.shape(leaf)]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise RelayStateError(f"{path} holds another model or optimizer: {shown}")
+        raise RelayStateError(f"{source} holds another model or optimizer: {shown}")
     treedef = jax.tree_util.tree_structure(template)
     leaves = [np.asarray(values[name], dtype=np.asarray(leaf).dtype if hasattr(leaf, "dtype") else None)
               for name, leaf in expected.items()]
-    return jax.tree_util.tree_unflatten(treedef, leaves), metadata
+    return jax.tree_util.tree_unflatten(treedef, leaves)
