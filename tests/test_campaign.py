@@ -225,7 +225,8 @@ def test_rehearsal_runs_the_h200_preset_itself_at_shrunk_size(job, tmp_path, cac
     """--rehearse: configs/*:h200 with only the sizes shrunk (bfloat16, the real losses and regularisers, FD_NesT
     in the loop, a checkpoint and a delivery at every evaluation), TensorFlow unimportable, within the file limits."""
     out = tmp_path / "rehearsal"
-    summary = _campaign("--job", job, "--minutes", "2.5", "--out", str(out), "--rehearse", cache=cache)
+    summary = _campaign("--job", job, "--minutes", "2" if job == "gan" else "1.5", "--out", str(out), "--rehearse",
+                        cache=cache)
     _within_limits(out)
     assert summary["problems"] == [] and len(summary["files"]) <= 7
     run = json.loads(read_sharded(out, "resume")[1]["run"])

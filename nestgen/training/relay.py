@@ -14,7 +14,10 @@ without warning loses at most one checkpoint interval of the leg once the files 
 
 Jobs (`JOBS`): `classifier` and `gan` are the long runs behind the shipped stand-ins; `gan-r3gan`,
 `gan-mixing` and `gan-today` are the equal-images arms that compare the GAN recipes (README "Choosing the GPU
-recipe"). Each names one config file with its argument.
+recipe"). Each names one config file with its argument, and whether Adam's moments travel: the GAN jobs restart
+Adam at each leg (measured by scripts/benchmark_relay_state.py: over the 200 steps after a restart, losses and
+weights differ from the exact continuation no more than after the float16 rounding alone; the state halves, 10.2
+→ 4.8 MB).
 """
 
 from __future__ import annotations
@@ -40,19 +43,20 @@ class Job:
     trainer: str  # "classifier" or "gan"
     config: str  # a config file with its argument, relative to the repository root
     goal: str  # what the run is for, in one line (printed by --status and kept in the record)
+    moments: bool = True  # carry Adam's moments between legs (measured: scripts/benchmark_relay_state.py)
 
 
 JOBS = {job.name: job for job in (
     Job("classifier", "classifier", "configs/classifier_cifar10.py:relay",
         "a 3-level NesT (16 → 4 → 1 blocks) to ≥ 85% CIFAR-10 test top-1, the full recipe"),
     Job("gan", "gan", "configs/gan_cifar10.py:relay",
-        "the micro NesT GAN, R3GAN loss + level mixing, to 1.5 M images"),
+        "the micro NesT GAN, R3GAN loss + level mixing, to 1.5 M images", moments=False),
     Job("gan-r3gan", "gan", "configs/gan_cifar10.py:relay,arm=r3gan",
-        "recipe comparison arm: R3GAN loss without level mixing, 256 k images"),
+        "recipe comparison arm: R3GAN loss without level mixing, 256 k images", moments=False),
     Job("gan-mixing", "gan", "configs/gan_cifar10.py:relay,arm=mixing",
-        "recipe comparison arm: level mixing with the non-saturating loss, 256 k images"),
+        "recipe comparison arm: level mixing with the non-saturating loss, 256 k images", moments=False),
     Job("gan-today", "gan", "configs/gan_cifar10.py:relay,arm=today",
-        "recipe comparison arm: the shipped stand-in's recipe, 256 k images"),
+        "recipe comparison arm: the shipped stand-in's recipe, 256 k images", moments=False),
 )}
 
 
@@ -169,7 +173,8 @@ def run_leg(job_name: str, seconds: float, *, root: Path, state_root: Path | Non
                                                                             for k, v in metrics.items()}})
         record["images_seen"] = images
         record["hours"] = round(sum(x["wall_seconds"] for x in record["legs"]) / 3600, 3)
-        relay_state.save_state(state_path, state, {"job": job.name, "step": int(step), "images": images})
+        relay_state.save_state(state_path, state, {"job": job.name, "step": int(step), "images": images},
+                               moments=job.moments)
         _write_json(record_path, record)
 
     budget = TimeBudget(deadline=began + seconds, reserve_seconds=reserve_seconds, fit=False)
