@@ -53,7 +53,8 @@ def main(argv=None) -> int:
             os.nice(args.nice)
         state_dir = args.state_dir.resolve() if args.state_dir else None
         os.chdir(ROOT)  # the configs name their data and feature network relative to the repository root
-        leg = relay.run_leg(args.job, seconds, root=ROOT, state_root=state_dir, overrides=tuple(args.set))
+        leg = relay.run_leg(args.job, seconds, root=ROOT, state_root=state_dir, overrides=tuple(args.set),
+                            work_root=state_dir / "runs" if state_dir else None)  # another run's own checkpoints
     except (FileNotFoundError, KeyError, ValueError, ImportError, DataError, TrainingDiverged,
             RelayStateError) as error:
         print(f"error: {error}", file=sys.stderr)
