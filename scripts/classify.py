@@ -16,12 +16,13 @@ import sys
 
 import numpy as np
 
-from nestgen.convert.checkpoint import CheckpointError
+from nestgen.cli import entry_point
 from nestgen.data.images import ImageError
 from nestgen.evaluation.predict import ClassifierPredictor
 from nestgen.shipped import default_classifier
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="nestgen checkpoint directory (default: the shipped CIFAR-10 model)")
@@ -32,11 +33,7 @@ def main(argv=None) -> int:
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
 
-    try:
-        predictor = ClassifierPredictor.from_directory(args.checkpoint or default_classifier())
-    except (CheckpointError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    predictor = ClassifierPredictor.from_directory(args.checkpoint or default_classifier())
 
     inputs, names, failed = [], [], 0
     for path in args.images:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
 from pathlib import Path
 
+from nestgen.cli import entry_point
 from nestgen.convert import checkpoint as ckpt
 from nestgen.convert import official, timm
-from nestgen.convert.tree import ParameterTreeError, flatten, unflatten
+from nestgen.convert.tree import flatten, unflatten
 from nestgen.models.registry import VARIANTS, get_config
 
 
@@ -49,6 +51,7 @@ def _import(args, reader, **config_overrides) -> None:
     print(f"wrote {out} ({args.variant}, {config.num_classes} classes, weights {args.weights_dtype})")
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +66,8 @@ def main(argv=None) -> int:
         p.add_argument("--weights-dtype", default="float32", choices=sorted(ckpt.WEIGHT_DTYPES))
     sub.choices["timm"].add_argument("--pool-padding", default="same", choices=["same", "symmetric"],
                                      help="'same' for timm's *_jx (official) models, 'symmetric' for timm's own")
+    sub.choices["timm"].add_argument("--entry", help="which weights of a timm train.py checkpoint (default: "
+                                                     "state_dict_ema if present, else state_dict, as timm loads them)")
     for name, help_text in (("to-timm", "nestgen checkpoint → timm safetensors"),
                             ("to-official", "nestgen checkpoint → official-style Flax msgpack")):
         p = sub.add_parser(name, help=help_text)
@@ -74,30 +79,27 @@ def main(argv=None) -> int:
     repack.add_argument("--weights-dtype", default="float16", choices=sorted(ckpt.WEIGHT_DTYPES))
     args = parser.parse_args(argv)
 
-    try:
-        if args.command == "official":
-            _import(args, official.load_official)
-        elif args.command == "timm":
-            _import(args, timm.load_timm, activation="gelu", pool_padding=args.pool_padding)
+    if args.command == "official":
+        _import(args, official.load_official)
+    elif args.command == "timm":
+        _import(args, functools.partial(timm.load_timm, entry=args.entry), activation="gelu",
+                pool_padding=args.pool_padding)
+    else:
+        loaded = ckpt.load_checkpoint(args.checkpoint)
+        if args.command == "repack":
+            ckpt.save_checkpoint(args.output, loaded.config, loaded.params, class_names=loaded.class_names,
+                                 preprocess=loaded.preprocess, weights_dtype=args.weights_dtype,
+                                 metadata=loaded.metadata)
+            print(f"wrote {args.output} (weights {args.weights_dtype})")
+        elif args.command == "to-timm":
+            if loaded.config.activation != "gelu":
+                print("note: this model uses the tanh GELU of the official code; timm runs the exact GELU, so "
+                      "logits differ slightly", file=sys.stderr)
+            kwargs = timm.save_timm(args.output, flatten(loaded.params), loaded.config)
+            print(f"wrote {args.output}; build it with timm.models.nest.Nest(**{json.dumps(kwargs)})")
         else:
-            loaded = ckpt.load_checkpoint(args.checkpoint)
-            if args.command == "repack":
-                ckpt.save_checkpoint(args.output, loaded.config, loaded.params, class_names=loaded.class_names,
-                                     preprocess=loaded.preprocess, weights_dtype=args.weights_dtype,
-                                     metadata=loaded.metadata)
-                print(f"wrote {args.output} (weights {args.weights_dtype})")
-            elif args.command == "to-timm":
-                if loaded.config.activation != "gelu":
-                    print("note: this model uses the tanh GELU of the official code; timm runs the exact GELU, so "
-                          "logits differ slightly", file=sys.stderr)
-                kwargs = timm.save_timm(args.output, flatten(loaded.params), loaded.config)
-                print(f"wrote {args.output}; build it with timm.models.nest.Nest(**{json.dumps(kwargs)})")
-            else:
-                official.save_official(args.output, flatten(loaded.params), loaded.config)
-                print(f"wrote {args.output}")
-    except (ParameterTreeError, ckpt.CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            official.save_official(args.output, flatten(loaded.params), loaded.config)
+            print(f"wrote {args.output}")
     return 0
 
 

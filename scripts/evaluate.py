@@ -12,7 +12,10 @@ import argparse
 import json
 import sys
 
+from nestgen.cli import entry_point
 
+
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
@@ -23,17 +26,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=250)
     args = parser.parse_args(argv)
 
-    from nestgen.convert.checkpoint import CheckpointError, load_checkpoint
-    from nestgen.data.sources import DataError
+    from nestgen.convert.checkpoint import load_checkpoint
     from nestgen.evaluation.accuracy import evaluate_checkpoint
 
-    try:
-        checkpoint = load_checkpoint(args.checkpoint)
-        result = evaluate_checkpoint(checkpoint, args.data, args.split, batch_size=args.batch_size,
-                                     data_dir=args.data_dir, limit=args.limit)
-    except (CheckpointError, DataError, FileNotFoundError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    checkpoint = load_checkpoint(args.checkpoint)
+    result = evaluate_checkpoint(checkpoint, args.data, args.split, batch_size=args.batch_size,
+                                 data_dir=args.data_dir, limit=args.limit)
     print(json.dumps({"checkpoint": args.checkpoint, "split": args.split, **result}))
     return 0
 

@@ -17,7 +17,10 @@ import contextlib
 import json
 import sys
 
+from nestgen.cli import entry_point
 
+
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="generator checkpoint directory")
@@ -37,23 +40,17 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    from nestgen.convert.checkpoint import CheckpointError
-    from nestgen.data.sources import DataError
     from nestgen.evaluation import fid
     from nestgen.evaluation.sampling import check_seeds
 
-    try:
-        check_seeds(args.seed, args.num, flag="--seed")  # before torch, Inception and the reference statistics
-        fid.backends()  # torch before anything imports TensorFlow
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
-            record = fid.evaluate_checkpoint(
-                args.checkpoint, args.ref, args.num, features=args.features, mode=args.mode, kid=args.kid,
-                pr=args.pr, pr_samples=args.pr_samples, seed=args.seed, batch_size=args.batch_size,
-                truncation=args.truncation, device=args.device, inception_weights=args.inception_weights,
-                cache_dir=args.cache_dir, verbose=not args.quiet)
-    except (fid.FIDError, CheckpointError, DataError, FileNotFoundError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    check_seeds(args.seed, args.num, flag="--seed")  # before torch, Inception and the reference statistics
+    fid.backends()  # torch before anything imports TensorFlow
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
+        record = fid.evaluate_checkpoint(
+            args.checkpoint, args.ref, args.num, features=args.features, mode=args.mode, kid=args.kid,
+            pr=args.pr, pr_samples=args.pr_samples, seed=args.seed, batch_size=args.batch_size,
+            truncation=args.truncation, device=args.device, inception_weights=args.inception_weights,
+            cache_dir=args.cache_dir, verbose=not args.quiet)
     print(json.dumps(record))
     return 0
 

@@ -16,7 +16,10 @@ import sys
 import numpy as np
 from PIL import Image
 
+from nestgen.cli import entry_point
 
+
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="nestgen checkpoint directory (default: the shipped CIFAR-10 model)")
@@ -31,26 +34,22 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from nestgen.convert.checkpoint import CheckpointError, load_checkpoint
-    from nestgen.data.images import ImageError, load_image, preprocess
+    from nestgen.convert.checkpoint import load_checkpoint
+    from nestgen.data.images import load_image, preprocess
     from nestgen.explain.gradcat import GradCAT, grad_cam
     from nestgen.explain.overlay import render_explanation
     from nestgen.shipped import default_classifier
 
-    try:
-        checkpoint = load_checkpoint(args.checkpoint or default_classifier())
-        spec = checkpoint.preprocess
-        x = preprocess(load_image(args.image, target_size=int(spec["image_size"])), spec)[None]  # (1, S, S, 3)
-        explainer = GradCAT(checkpoint.build(), checkpoint.params, checkpoint.class_names, int(spec["image_size"]),
-                            score=args.score)
-        if args.target is not None:
-            explainer.resolve_class(args.target)
-        if not 0 <= args.gradcam_level < checkpoint.config.num_levels:
-            raise ValueError(f"--gradcam-level must be in 0..{checkpoint.config.num_levels - 1}")
-        explanations = explainer.explain(x, target=args.target, top_k=args.top_k)[0]
-    except (CheckpointError, ImageError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    checkpoint = load_checkpoint(args.checkpoint or default_classifier())
+    spec = checkpoint.preprocess
+    x = preprocess(load_image(args.image, target_size=int(spec["image_size"])), spec)[None]  # (1, S, S, 3)
+    explainer = GradCAT(checkpoint.build(), checkpoint.params, checkpoint.class_names, int(spec["image_size"]),
+                        score=args.score)
+    if args.target is not None:
+        explainer.resolve_class(args.target)
+    if not 0 <= args.gradcam_level < checkpoint.config.num_levels:
+        raise ValueError(f"--gradcam-level must be in 0..{checkpoint.config.num_levels - 1}")
+    explanations = explainer.explain(x, target=args.target, top_k=args.top_k)[0]
 
     shown = Image.fromarray(np.clip((x[0] * np.asarray(spec["std"]) + np.asarray(spec["mean"])) * 255, 0, 255)
                             .round().astype(np.uint8))

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nestgen.cli import entry_point
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling packaging scripts
 
 
@@ -46,6 +48,7 @@ def restore_export(returned: Path, into: Path) -> tuple[Path, dict]:
     return export, run
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("returned", type=Path, help="the folder campaign.py wrote (--out)")
@@ -54,15 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a paragraph for the model card")
     args, passed_on = parser.parse_known_args(argv)  # e.g. --num 2000, --data …: for the packaging script
 
-    from nestgen.convert.checkpoint import CheckpointError
-    from nestgen.convert.shards import ShardError
-
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            export, run = restore_export(args.returned, Path(tmp))
-        except (CheckpointError, ShardError, FileNotFoundError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        export, run = restore_export(args.returned, Path(tmp))
         minutes = run.get("wall_seconds", 0) / 60
         common = ["--export", str(export), "--output", args.output,
                   "--hardware", args.hardware or f"1× {run.get('device_kind', 'unknown device')}",

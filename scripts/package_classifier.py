@@ -17,9 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nestgen.cli import entry_point
+
 JPEG_NOTE = "on the shared JPEG-compressed CIFAR-10 test images, not the original binary release"
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="the trainer's export directory")

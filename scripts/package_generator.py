@@ -18,10 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nestgen.cli import entry_point
+
 DEFAULT_FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="the GAN trainer's export directory (EMA generator)")

@@ -16,7 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from nestgen.cli import entry_point
 
+
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", help="the image file to project")
@@ -27,7 +30,6 @@ def main(argv=None) -> int:
     parser.add_argument("--w-out", help="write the optimised w here as a .npy file")
     args = parser.parse_args(argv)
 
-    from nestgen.convert.checkpoint import CheckpointError
     from nestgen.data.images import load_image, resize_and_crop
     from nestgen.evaluation.projection import MAX_STEPS, Projector
     from nestgen.evaluation.sampling import GeneratorSampler, grid, save_png
@@ -35,24 +37,20 @@ def main(argv=None) -> int:
 
     if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
         parser.error(f"--steps must be from 1 to {MAX_STEPS}, got {args.steps}")
-    try:
-        sampler = GeneratorSampler.from_directory(args.checkpoint or default_generator(), batch_size=1)
-        class_index = sampler.class_index(args.class_name)
-        size = sampler.config.image_size
-        image = load_image(args.image, target_size=size)
-        if image.size != (size, size):
-            image = resize_and_crop(image, size)
-        import numpy as np
+    sampler = GeneratorSampler.from_directory(args.checkpoint or default_generator(), batch_size=1)
+    class_index = sampler.class_index(args.class_name)
+    size = sampler.config.image_size
+    image = load_image(args.image, target_size=size)
+    if image.size != (size, size):
+        image = resize_and_crop(image, size)
+    import numpy as np
 
-        projector = Projector(sampler, **({"steps": args.steps} if args.steps else {}))
-        result = projector.project(np.asarray(image, np.uint8), class_index)  # (H, W, 3) uint8 in, out
-        out = save_png(grid(np.stack([result.target, result.image]), columns=2), args.out)
-        if args.w_out:
-            Path(args.w_out).parent.mkdir(parents=True, exist_ok=True)
-            np.save(args.w_out, result.w, allow_pickle=False)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:  # ImageError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    projector = Projector(sampler, **({"steps": args.steps} if args.steps else {}))
+    result = projector.project(np.asarray(image, np.uint8), class_index)  # (H, W, 3) uint8 in, out
+    out = save_png(grid(np.stack([result.target, result.image]), columns=2), args.out)
+    if args.w_out:
+        Path(args.w_out).parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.w_out, result.w, allow_pickle=False)
     chosen = f"class {sampler.class_names[result.class_index]}, " if result.class_index is not None else ""
     print(f"{chosen}{result.steps} steps: mse {result.mse:.1f}, psnr {result.psnr:.2f} dB, mae {result.mae:.2f} "
           f"(pixels 0-255), {result.seconds:.2f} s (compile included)")

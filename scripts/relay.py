@@ -18,9 +18,12 @@ import os
 import sys
 from pathlib import Path
 
+from nestgen.cli import entry_point
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", help="which run to continue (see --status and nestgen/training/relay.py JOBS)")
@@ -41,24 +44,14 @@ def main(argv=None) -> int:
         print("error: give --job and --until (e.g. --job gan --until 11:30), or --status", file=sys.stderr)
         return 2
 
-    from nestgen.data.sources import DataError
-    from nestgen.training.classifier_trainer import TrainingDiverged
-    from nestgen.training.relay_state import RelayStateError
-
-    try:
-        seconds = relay.parse_until(args.until)
-        if args.job not in relay.JOBS:
-            raise relay.RelayError(f"unknown job {args.job!r}; jobs: {', '.join(relay.JOBS)}")
-        if args.nice:
-            os.nice(args.nice)
-        state_dir = args.state_dir.resolve() if args.state_dir else None
-        os.chdir(ROOT)  # the configs name their data and feature network relative to the repository root
-        leg = relay.run_leg(args.job, seconds, root=ROOT, state_root=state_dir, overrides=tuple(args.set),
-                            work_root=state_dir / "runs" if state_dir else None)  # another run's own checkpoints
-    except (FileNotFoundError, KeyError, ValueError, ImportError, DataError, TrainingDiverged,
-            RelayStateError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    seconds = relay.parse_until(args.until)
+    if args.job not in relay.JOBS:
+        raise relay.RelayError(f"unknown job {args.job!r}; jobs: {', '.join(relay.JOBS)}")
+    if args.nice:
+        os.nice(args.nice)
+    state_dir = args.state_dir.resolve() if args.state_dir else None
+    os.chdir(ROOT)  # the configs name their data and feature network relative to the repository root
+    leg = relay.run_leg(args.job, seconds, root=ROOT, state_root=state_dir, overrides=tuple(args.set))
     print(json.dumps(leg, ensure_ascii=False))
     return 0
 

@@ -24,6 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nestgen.cli import entry_point
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line on stderr, exit status 2
@@ -39,6 +41,7 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="generator checkpoint directory (default: the shipped generator)")
@@ -84,67 +87,67 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from nestgen.convert.checkpoint import CheckpointError
-    from nestgen.evaluation.pictures import captioned_grid, labelled_grid, save_gif, save_mp4, save_png
+    from nestgen.data.classes import file_safe
+    from nestgen.evaluation.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
     from nestgen.evaluation.sampling import GeneratorSampler, check_seeds, grid
     from nestgen.shipped import default_generator
 
-    try:
-        for seed in args.interpolate or ():
-            check_seeds(seed, flag="--interpolate seed")
-        for seed in [seed for seeds in args.mix or () for seed in seeds]:
-            check_seeds(seed, flag="--mix seed")
-        if not args.interpolate and not args.mix:
-            check_seeds(args.seed, args.num, flag="--seed")
-        sampler = GeneratorSampler.from_directory(args.checkpoint or default_generator())
-        class_index = sampler.class_index(args.class_name)
-        out = Path(args.out)
+    for seed in args.interpolate or ():
+        check_seeds(seed, flag="--interpolate seed")
+    for seed in [seed for seeds in args.mix or () for seed in seeds]:
+        check_seeds(seed, flag="--mix seed")
+    if not args.interpolate and not args.mix:
+        check_seeds(args.seed, args.num, flag="--seed")
+    sampler = GeneratorSampler.from_directory(args.checkpoint or default_generator())
+    class_index = sampler.class_index(args.class_name)
+    out = Path(args.out)
 
-        def caption(seed: int, label: int) -> str:
-            return f"seed {seed} · {sampler.class_names[label]}" if sampler.config.conditional else f"seed {seed}"
+    names, note = drawable_labels(sampler.class_names)  # what the label font can draw: '#3' for '鸟' without it
+    if note and (args.labels or args.class_grid or args.mix):
+        print(f"warning: {note}", file=sys.stderr)
 
-        if args.interpolate:
-            frames = sampler.interpolate(*args.interpolate, args.frames, class_index, class_index, args.truncation)
-            save = save_mp4 if suffix == ".mp4" else save_gif
-            print(save(frames, out, scale=args.scale))
-            return 0
-        cell = sampler.config.image_size * args.scale
-        if args.mix:
-            coarse, fine = args.mix
-            images = sampler.mix_levels(coarse, fine, args.crossover, class_index, args.truncation)  # (A, B, H, W, 3)
-            rows = [caption(s, label) for s, label in zip(coarse, sampler.labels_for(coarse, class_index), strict=True)]
-            columns = [caption(s, label) for s, label in zip(fine, sampler.labels_for(fine, class_index), strict=True)]
-            corner = f"coarse \\ fine, crossover {args.crossover}"
-            print(save_png(labelled_grid(images, rows, columns, cell, corner), out))
-            return 0
-        seeds = list(range(args.seed, args.seed + args.num))
-        if args.class_grid:
-            if not sampler.config.conditional:
-                raise ValueError("--class-grid needs a class-conditional generator; this one is unconditional")
-            w = np.concatenate([sampler.w_of(seeds, k, args.truncation) for k in range(sampler.config.num_classes)])
-            images = sampler.synthesize(w)  # (K·N, H, W, 3), class-major
-            images = images.reshape(sampler.config.num_classes, len(seeds), *images.shape[1:])  # (K, N, H, W, 3)
-            table = labelled_grid(images, sampler.class_names, [f"seed {s}" for s in seeds], cell, "class \\ seed")
-            print(save_png(table, out))
-            return 0
-        images = sampler.sample(seeds, class_index, args.truncation)
-        labels = sampler.labels_for(seeds, class_index)
-        if args.labels:
-            columns = args.columns or int(np.ceil(np.sqrt(len(images))))
-            picture = captioned_grid(images, [caption(s, label) for s, label in zip(seeds, labels, strict=True)],
-                                     columns, cell)
-        else:
-            picture = grid(images, args.columns)
-        if suffix == ".png":
-            print(save_png(picture, out))
-            return 0
-        for seed, label, image in zip(seeds, labels, images, strict=True):
-            name = f"_{sampler.class_names[label]}" if sampler.config.conditional else ""
-            save_png(image, out / f"seed{seed:06d}{name}.png")
-        print(save_png(picture, out / "grid.png"))
-    except (CheckpointError, FileNotFoundError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    def caption(seed: int, label: int) -> str:
+        return f"seed {seed} · {names[label]}" if sampler.config.conditional else f"seed {seed}"
+
+    if args.interpolate:
+        frames = sampler.interpolate(*args.interpolate, args.frames, class_index, class_index, args.truncation)
+        save = save_mp4 if suffix == ".mp4" else save_gif
+        print(save(frames, out, scale=args.scale))
+        return 0
+    cell = sampler.config.image_size * args.scale
+    if args.mix:
+        coarse, fine = args.mix
+        images = sampler.mix_levels(coarse, fine, args.crossover, class_index, args.truncation)  # (A, B, H, W, 3)
+        rows = [caption(s, label) for s, label in zip(coarse, sampler.labels_for(coarse, class_index), strict=True)]
+        columns = [caption(s, label) for s, label in zip(fine, sampler.labels_for(fine, class_index), strict=True)]
+        corner = f"coarse \\ fine, crossover {args.crossover}"
+        print(save_png(labelled_grid(images, rows, columns, cell, corner), out))
+        return 0
+    seeds = list(range(args.seed, args.seed + args.num))
+    if args.class_grid:
+        if not sampler.config.conditional:
+            raise ValueError("--class-grid needs a class-conditional generator; this one is unconditional")
+        w = np.concatenate([sampler.w_of(seeds, k, args.truncation) for k in range(sampler.config.num_classes)])
+        images = sampler.synthesize(w)  # (K·N, H, W, 3), class-major
+        images = images.reshape(sampler.config.num_classes, len(seeds), *images.shape[1:])  # (K, N, H, W, 3)
+        table = labelled_grid(images, names, [f"seed {s}" for s in seeds], cell, "class \\ seed")
+        print(save_png(table, out))
+        return 0
+    images = sampler.sample(seeds, class_index, args.truncation)
+    labels = sampler.labels_for(seeds, class_index)
+    if args.labels:
+        columns = args.columns or int(np.ceil(np.sqrt(len(images))))
+        picture = captioned_grid(images, [caption(s, label) for s, label in zip(seeds, labels, strict=True)],
+                                 columns, cell)
+    else:
+        picture = grid(images, args.columns)
+    if suffix == ".png":
+        print(save_png(picture, out))
+        return 0
+    for seed, label, image in zip(seeds, labels, images, strict=True):
+        name = f"_{file_safe(sampler.class_names[label], f'class{label}')}" if sampler.config.conditional else ""
+        save_png(image, out / f"seed{seed:06d}{name}.png")
+    print(save_png(picture, out / "grid.png"))
     return 0
 
 

@@ -13,6 +13,7 @@ import sys
 
 import jax
 
+from nestgen.cli import entry_point
 from nestgen.models.registry import VARIANTS, abstract_params, get_config
 
 
@@ -97,6 +98,7 @@ def print_tree(name: str) -> None:
           f"(≈ {gflops / 2:.2f} G multiply-accumulates)")
 
 
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", help=f"any of: {', '.join(VARIANTS)}")

@@ -15,7 +15,10 @@ import argparse
 import json
 import sys
 
+from nestgen.cli import entry_point
 
+
+@entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="config file, optionally with :arg (e.g. :smoke)")
@@ -23,17 +26,11 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     args = parser.parse_args(argv)
 
-    from nestgen.data.sources import DataError
-    from nestgen.training.classifier_trainer import TrainingDiverged
     from nestgen.training.configs import load_config
     from nestgen.training.gan_trainer import train_and_evaluate
 
-    try:
-        config = load_config(args.config, args.set)
-        result = train_and_evaluate(config, args.workdir)
-    except (FileNotFoundError, KeyError, ValueError, ImportError, DataError, TrainingDiverged) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, args.set)
+    result = train_and_evaluate(config, args.workdir)
     print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()
                       if k != "networks"}))
     return 0

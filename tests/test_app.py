@@ -4,12 +4,15 @@ bad uploads, a bounded load test, and a real Chromium driven by Playwright (scre
 import base64
 import importlib.util
 import io
+import json
 import os
+import re
 import socket
 import struct
 import time
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -295,8 +298,8 @@ def test_class_grid_level_mixing_and_projection_handlers(handlers, predictor, mo
     for args, words in ((("0, x", "1", 1, "red", 1.0), "'x' is not a seed"),
                         (("0-20", "1", 1, "red", 1.0), "at most 8 seeds"),
                         (("9-3", "1", 1, "red", 1.0), "runs backwards"), (("", "1", 1, "red", 1.0), "give 1 to 8"),
-                        ((f"{2**32}", "1", 1, "red", 1.0), "coarse seeds: a seed must be between 0 and"),
-                        (("0", "1", 3, "red", 1.0), "crossover level must be between 1 and 2")):
+                        ((f"{2**32}", "1", 1, "red", 1.0), "coarse seeds: a seed must be a whole number from 0 to"),
+                        (("0", "1", 3, "red", 1.0), "crossover level must be a whole number from 1 to 2")):
         with pytest.raises(gr.Error, match=words):
             handlers.mix_levels(*args)
 
@@ -315,9 +318,9 @@ def test_class_grid_level_mixing_and_projection_handlers(handlers, predictor, mo
     frames, *_, status = handlers.interpolate(0, "red", 9, "blue", 3, 1.0, w, None)
     assert np.abs(np.asarray(Image.open(frames[0][0]), int)[::8, ::8] - projection.image.astype(int)).max() <= 1
     assert status.startswith("3 frames from the projected image to seed 9 (blue)")
-    with pytest.raises(gr.Error, match="a projected w must be 32 finite numbers"):
+    with pytest.raises(gr.Error, match=r"w A must be a list of 32 numbers \(a projected w\), got a list of 2"):
         handlers.interpolate(0, "red", 9, "blue", 3, 1.0, [1.0, 2.0], None)
-    with pytest.raises(gr.Error, match=f"steps must be between 1 and {LIMITS.max_projection_steps}"):
+    with pytest.raises(gr.Error, match=f"steps must be a whole number from 1 to {LIMITS.max_projection_steps}"):
         handlers.project(str(path), "green", 10_000)
 
 
@@ -375,21 +378,24 @@ def test_bad_inputs_are_refused_by_the_handlers_with_a_reason(handlers, uploads)
             handlers.explain_discriminator(str(path), "red")
         with pytest.raises(gr.Error, match=words):
             handlers.project(str(path), "red", 25)
-    for args, words in ((("green", 0, 0, 1.0), "count must be between 1 and 16"),
-                        (("green", 0, 17, 1.0), "count must be between 1 and 16"),
-                        (("green", -1, 1, 1.0), "seed must be between"), (("green", 0.5, 1, 1.0), "whole number"),
-                        (("green", 2**32, 1, 1.0), "seed must be between 0 and 4,294,967,295, got 4,294,967,296"),
-                        (("green", 2**32 - 2, 3, 1.0), "seed must be between 0 and 4,294,967,293"),
-                        (("green", 0, 1, 0.0), "truncation ψ must be between"), (("unicorn", 0, 1, 1.0), "unicorn")):
+    for args, words in ((("green", 0, 0, 1.0), "count must be a whole number from 1 to 16, got 0"),
+                        (("green", 0, 17, 1.0), "count must be a whole number from 1 to 16, got 17"),
+                        (("green", -1, 1, 1.0), "seed must be a whole number from 0 to"),
+                        (("green", 0.5, 1, 1.0), "seed must be a whole number from 0 to 4,294,967,295, got 0.5"),
+                        (("green", 2**32, 1, 1.0), "seed must be a whole number from 0 to 4,294,967,295, got "
+                                                   "4,294,967,296"),
+                        (("green", 2**32 - 2, 3, 1.0), "seed must be a whole number from 0 to 4,294,967,293"),
+                        (("green", 0, 1, 0.0), "truncation ψ must be a number from 0.05 to 1, got 0"),
+                        (("unicorn", 0, 1, 1.0), "unicorn")):
         with pytest.raises(gr.Error, match=words):
             handlers.generate(*args)
-    with pytest.raises(gr.Error, match="frames must be between 2 and 8"):
+    with pytest.raises(gr.Error, match="frames must be a whole number from 2 to 8"):
         handlers.interpolate(0, "red", 1, "red", 9, 1.0)
-    with pytest.raises(gr.Error, match="seed B must be between 0 and 4,294,967,295"):
+    with pytest.raises(gr.Error, match="seed B must be a whole number from 0 to 4,294,967,295"):
         handlers.interpolate(0, "red", 2**32 + 7, "red", 2, 1.0)
     assert MAX_SEED == 2**32 - 1 and handlers.generate("green", MAX_SEED, 1, 1.0)[2].startswith(
         f"1 sample, seed {MAX_SEED}, class green")  # the app takes every seed the scripts take
-    with pytest.raises(gr.Error, match="unknown class name 'unicorn'"):
+    with pytest.raises(gr.Error, match="unknown class 'unicorn'"):
         handlers.classify(str(EXAMPLE), "unicorn")
     with pytest.raises(gr.Error, match="no image"):
         handlers.classify(None, PREDICTED)
@@ -487,16 +493,16 @@ def test_a_fuzz_of_bad_uploads_is_refused_and_the_server_keeps_serving(client, s
             client.predict(handle_file(path), PREDICTED, api_name="/classify")
         with pytest.raises(AppError, match=words):
             client.predict(handle_file(path), "red", 25, api_name="/project")
-    for endpoint, args, words in (("/classify", (handle_file(EXAMPLE), "unicorn"), "unknown class name"),
+    for endpoint, args, words in (("/classify", (handle_file(EXAMPLE), "unicorn"), "unknown class 'unicorn'"),
                                   ("/classify", (None, PREDICTED), "no image"),
-                                  ("/generate", ("red", 0, 99, 1.0), "greater than maximum"),
-                                  ("/generate", ("red", 0, 1, 3.0), "greater than maximum"),
-                                  ("/interpolate", (0, "red", 1, "red", 1, 1.0), "less than minimum"),
+                                  ("/generate", ("red", 0, 99, 1.0), "count must be a whole number from 1 to 16"),
+                                  ("/generate", ("red", 0, 1, 3.0), "truncation ψ must be a number from 0.05 to 1"),
+                                  ("/interpolate", (0, "red", 1, "red", 1, 1.0), "frames must be a whole number"),
                                   ("/explain_discriminator", (handle_file(EXAMPLE), "unicorn"), "unknown class"),
                                   ("/mix_levels", ("1, 2", "3-99", 1, "red", 1.0), "at most 8 seeds"),
-                                  ("/class_grid", (0, 99, 1.0), "greater than maximum"),
+                                  ("/class_grid", (0, 99, 1.0), "seeds per class must be a whole number"),
                                   ("/project", (None, "red", 25), "no image"),
-                                  ("/interpolate", (0, "red", 1, "red", 2, 1.0, [1, 2], None), "projected w")):
+                                  ("/interpolate", (0, "red", 1, "red", 2, 1.0, [1, 2], None), "a projected w")):
         with pytest.raises(AppError, match=words):
             client.predict(*args, api_name=endpoint)
     for path in (ROOT / "README.md", ROOT / "app.py", Path("/etc/passwd")):  # nothing beyond Gradio's cache
@@ -504,6 +510,107 @@ def test_a_fuzz_of_bad_uploads_is_refused_and_the_server_keeps_serving(client, s
     for path in uploads.good:
         assert len(client.predict(handle_file(path), PREDICTED, api_name="/classify")[1]["confidences"]) == 5
     assert client.predict(handle_file(EXAMPLE), PREDICTED, api_name="/classify")[1]["label"]
+
+
+WRONG = {  # per kind of argument: values of the wrong type or size, none of which a browser would send
+    "number": (None, "abc", {"a": 1}, [1, 2], True, 1e30), "class": ("abc", {"a": 1}, [1, 2]),
+    "seeds": (None, {"a": 1}, [1, 2], True, 12, "x"),
+    "w": ("abc", {"a": 1}, [1.0, 2.0], [1e30] * 32, [128 * 1e30] * 32, ["x"] * 32, [True] * 32, [[0.0] * 32], 7),
+    "image": (None, "abc", [1, 2], True, 1e30, {"path": str(EXAMPLE)}),  # the last: a server path, never uploaded
+}
+ARGUMENTS = {  # endpoint → (argument, kind, what its message says) in the order the API takes them
+    "/generate": [("class_value", "class", r"class"), ("seed", "number", r"^seed must be a whole number from 0 to "),
+                  ("count", "number", r"^count must be a whole number from 1 to 16, got "),
+                  ("truncation", "number", r"^truncation ψ must be a number from 0.05 to 1, got ")],
+    "/new_seeds": [("class_value", "class", r"class"), ("count", "number", r"^count must be a whole number from 1 "),
+                   ("truncation", "number", r"^truncation ψ must be a number from 0.05 to 1, got ")],
+    "/class_grid": [("seed", "number", r"^first seed must be a whole number from 0 to "),
+                    ("count", "number", r"^seeds per class must be a whole number from 1 to 10, got "),
+                    ("truncation", "number", r"^truncation ψ must be a number")],
+    "/interpolate": [("seed_a", "number", r"^seed A must be a whole number"), ("class_a", "class", r"^class A: "),
+                     ("seed_b", "number", r"^seed B must be a whole number"), ("class_b", "class", r"^class B: "),
+                     ("frames", "number", r"^frames must be a whole number from 2 to 8, got "),
+                     ("truncation", "number", r"^truncation ψ must be a number"),
+                     ("w_a", "w", r"^w A( must be a list of 32 numbers \(a projected w\)|: number \d+ is .+; a w lies "
+                                  r"within [\d.]+ of the mapping network's mean w: 64 σ)"),
+                     ("w_b", "w", r"^w B( must be a list of 32 numbers|: number \d+ is .+; a w lies within)")],
+    "/mix_levels": [("coarse", "seeds", r"^coarse seeds( must be text like 0, 4, 7 or a range 10-13, got |: 'x' is "
+                                        r"not a seed)"), ("fine", "seeds", r"^fine seeds( must be text|: 'x' is not)"),
+                    ("crossover", "number", r"^crossover level must be a whole number from 1 to 2, got "),
+                    ("class_value", "class", r"class"), ("truncation", "number", r"^truncation ψ must be a number")],
+    "/project": [("image", "image", r"^(image: expected an uploaded image file, got |image: '/.+' is not a file "
+                                    r"uploaded to this app: upload it|no image: upload, paste or pick one first)"),
+                 ("class_value", "class", r"class"), ("steps", "number", r"^steps must be a whole number from 1 ")],
+    "/classify": [("image", "image", r"^(image: |no image)"), ("target", "class", r"class")],
+    "/explain_sample": [("seed", "number", r"^seed must be a whole number"), ("class_value", "class", r"class"),
+                        ("truncation", "number", r"^truncation ψ must be a number")],
+    "/discriminator_sample": [("seed", "number", r"^seed must be a whole number"), ("class_value", "class", r"class")],
+    "/explain_discriminator": [("image", "image", r"^(image: |no image)"), ("class_value", "class", r"class")],
+}
+
+
+def _raw_call(server: str, endpoint: str, body: str) -> str:
+    """POST a JSON body as written (NaN and Infinity are JSON to Python, not to gradio_client) → the event's
+    error message, or the whole answer when it did not fail."""
+    posted = httpx.post(f"{server}gradio_api/call{endpoint}", content='{"data": ' + body + "}",
+                        headers={"content-type": "application/json"})
+    answer = httpx.get(f"{server}gradio_api/call{endpoint}/{posted.json()['event_id']}", timeout=60).text
+    event, _, data = answer.partition("\ndata: ")
+    return json.loads(data.splitlines()[0])["error"] if event.strip() == "event: error" else answer
+
+
+def test_every_argument_of_every_endpoint_refuses_wrong_values_with_its_reason(client, server, handlers):
+    """Issue 23: a wrongly typed or absurd value for any argument of any endpoint gets a one-line message that names
+    the argument and what it allows (not "The upstream Gradio app has raised an exception"), the tab's status line
+    gets the same message, and the server keeps serving."""
+    image = handle_file(EXAMPLE)
+    valid = {"/generate": ["red", 0, 2, 1.0], "/new_seeds": ["red", 2, 1.0], "/class_grid": [0, 2, 1.0],
+             "/interpolate": [0, "red", 1, "red", 2, 1.0, None, None], "/mix_levels": ["0", "1", 1, "red", 1.0],
+             "/project": [image, "red", 25], "/classify": [image, PREDICTED], "/explain_sample": [0, "red", 1.0],
+             "/discriminator_sample": [0, "red"], "/explain_discriminator": [image, "red"]}
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) == set(valid) == set(ARGUMENTS)
+    for endpoint, arguments in ARGUMENTS.items():
+        assert [p["parameter_name"] for p in api[endpoint]["parameters"]] == [a for a, _, _ in arguments], endpoint
+    cases = [(endpoint, position, argument, words, value) for endpoint, arguments in ARGUMENTS.items()
+             for position, (argument, kind, words) in enumerate(arguments) for value in WRONG[kind]]
+
+    def refusals(share) -> list[str]:  # one client (one session, one status line) per share, its calls in turn
+        session, wrong = Client(server, verbose=False), []
+        for endpoint, position, argument, words, value in share:
+            case, args = f"{endpoint} {argument}={value!r:.40}", list(valid[endpoint])
+            args[position] = value
+            try:
+                session.predict(*args, api_name=endpoint)
+                wrong.append(f"{case}: accepted")
+                continue
+            except AppError as error:
+                message = error.message
+            if not re.search(words, message) or "\n" in message:
+                wrong.append(f"{case}: {message!r}")
+            elif (shown := handlers.errors.get(session.session_hash)) != message:  # the tab's status line
+                wrong.append(f"{case}: status line {shown!r}")
+        return wrong
+
+    with ThreadPoolExecutor(4) as pool:
+        wrong = sum(pool.map(refusals, [cases[i::4] for i in range(4)]), [])
+    assert not wrong, f"{len(wrong)} of {len(cases)} wrong values:\n" + "\n".join(wrong)
+    # what gradio_client cannot send (NaN, ±Infinity) but Python's JSON reads, and an int beyond float range
+    for endpoint, body, words in (
+            ("/generate", '["red", 0, NaN, 1.0]', "count must be a whole number from 1 to 16, got nan"),
+            ("/generate", '["red", 0, 2, Infinity]', "truncation ψ must be a number from 0.05 to 1, got inf"),
+            ("/class_grid", '[-Infinity, 2, 1.0]', "first seed must be a whole number from 0 to 4,294,967,294, "
+                                                   "got -inf"),
+            ("/class_grid", f'[0, 2, {10**400}]', "truncation ψ must be a number from 0.05 to 1, got a number of "
+                                                 "over 300 digits"),
+            ("/interpolate", f'[0, "red", 1, "red", 2, 1.0, [{", ".join(["NaN"] * 32)}], null]',
+             r"w A must be a list of 32 numbers \(a projected w\), all finite; number 0 is nan"),
+            ("/classify", f'[{{"path": "{EXAMPLE}"}}, "(predicted)"]', "is not a file uploaded to this app")):
+        assert re.search(words, _raw_call(server, endpoint, body)), (endpoint, body)
+    # the server keeps serving, and a projected w still comes back as an end of an interpolation
+    assert len(client.predict("red", 0, 2, 1.0, api_name="/generate")[0]) == 2
+    _, w, _ = client.predict(image, "red", 25, api_name="/project")
+    assert len(client.predict(0, "red", 1, "red", 2, 1.0, w, None, api_name="/interpolate")[0]) == 2
 
 
 def test_load_50_concurrent_requests_on_loopback(server):

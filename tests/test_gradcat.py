@@ -87,7 +87,7 @@ def test_explanations_as_data_top_k_and_named_targets():
     assert [len(t) for t in top] == [3, 3, 3]
     assert top[0][0].probability >= top[0][1].probability >= top[0][2].probability
     assert {e[0].class_name for e in explainer.explain(images, target="cat")} == {"cat"}
-    with pytest.raises(ValueError, match="unknown class name 'zebra'"):
+    with pytest.raises(ValueError, match="unknown class 'zebra'"):
         explainer.explain(images, target="zebra")
     magnitude = first.level_scores  # the default score: Σ |A⊙G| ≥ |Σ A⊙G|, the signed score of spec.md §4
     signed = GradCAT(TINY.build(), explainer.params, explainer.class_names, 16, score="signed")
@@ -119,7 +119,7 @@ def test_explain_script_end_to_end_and_errors(tiny_checkpoint, tmp_path):
     assert len(json.loads(ok.stdout)) == 2
     bad_class = subprocess.run(script + ["--image", str(image), "--class", "zebra"], capture_output=True, text=True,
                                timeout=300)
-    assert bad_class.returncode == 2 and "unknown class name 'zebra'; classes: ant, bee" in bad_class.stderr
+    assert bad_class.returncode == 2 and "unknown class 'zebra'; classes: ant, bee" in bad_class.stderr
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     bad_image = subprocess.run(script + ["--image", str(tmp_path / "bad.jpg")], capture_output=True, text=True,
                                timeout=300)

@@ -100,7 +100,7 @@ def test_script_writes_the_reconstruction_and_w(checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize("name, argv, message", [
     ("in.png", ["--steps", "5000"], "--steps must be from 1 to 1000, got 5000"),
-    ("in.png", ["--class", "zebra"], "error: unknown class 'zebra'; this generator knows: cat, dog, horse\n"),
+    ("in.png", ["--class", "zebra"], "error: unknown class 'zebra'; classes: cat, dog, horse (or an index #0…#2)\n"),
     ("nope.png", [], "nope.png: no such file\n"),
 ])
 def test_script_errors_are_explained(checkpoint, tmp_path, capsys, name, argv, message):

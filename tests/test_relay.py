@@ -145,6 +145,16 @@ def test_legs_add_up_to_one_run(smoke_jobs, tmp_path, monkeypatch, job, settings
     assert status[job]["images_seen"] == total * batch and status[job]["legs"] == 2
 
 
+def test_a_leg_resumes_only_its_own_state_folder_s_checkpoints(tmp_path):
+    runs = tmp_path / "runs"
+    mine = relay.leg_workdir(runs, "gan", tmp_path / "relay" / "gan", 1062)
+    assert mine == relay.leg_workdir(runs, "gan", tmp_path / "relay" / ".." / "relay" / "gan", 1062)  # same folder
+    assert mine.parent == runs / "gan" and mine.name.startswith("from-00001062-")
+    others = {relay.leg_workdir(runs, "gan", tmp_path / "elsewhere" / "gan", 1062),  # another state folder
+              relay.leg_workdir(runs, "gan", tmp_path / "relay" / "gan", 1063)}  # another step
+    assert mine not in others and len(others) == 2
+
+
 def test_script_reports_bad_arguments_in_one_line(tmp_path):
     for argv, expected in ((["--job", "gan"], "give --job and --until"),
                            (["--job", "nope", "--until", "90m"], "unknown job 'nope'"),

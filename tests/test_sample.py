@@ -56,7 +56,7 @@ def test_grid_single_images_and_gif(generator, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--num", "4", "--class", "zebra"], "unknown class 'zebra'; this generator knows: cat, dog, horse"),
+    (["--num", "4", "--class", "zebra"], "unknown class 'zebra'; classes: cat, dog, horse"),
     (["--num", "4", "--class", "7"], "class index 7 is out of range"),
     (["--num", "0"], "--num must be a positive number"),
     (["--num", "-3"], "--num must be a positive number"),

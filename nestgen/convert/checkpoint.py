@@ -22,6 +22,7 @@ import ml_dtypes
 import numpy as np
 
 from nestgen.convert.tree import ParameterTreeError, check_tree, flatten, shapes, unflatten
+from nestgen.data.classes import ClassError, check_class_names
 
 FORMAT = "nestgen"
 FORMAT_VERSION = 1
@@ -88,6 +89,11 @@ def save_checkpoint(directory: str | Path, config, params: dict[str, Any], *, cl
     class_names = list(class_names) if class_names is not None else default_class_names(config.num_classes)
     if len(class_names) != config.num_classes:
         raise CheckpointError(f"{len(class_names)} class names given for a model with {config.num_classes} classes")
+    try:
+        check_class_names(class_names, config.num_classes, "the class names to save")
+    except ClassError as error:
+        raise CheckpointError(str(error)) from error
+    check_finite(flat, f"the parameters to save in {directory}")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict(),
               "class_names": class_names, "preprocess": preprocess or default_preprocess(config.image_size),
               "weights_dtype": weights_dtype, "metadata": metadata or {}}
@@ -140,8 +146,64 @@ def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
     return record
 
 
+def check_finite(flat: dict[str, Any], where: str) -> None:
+    """CheckpointError naming the first tensor of `flat` ({name: array}) with NaN or ±inf values, their count,
+    and how many other tensors have some; nothing when every value is finite."""
+    bad = {}
+    for name, value in flat.items():
+        array = np.asarray(value)
+        if array.dtype.kind == "f" or array.dtype == ml_dtypes.bfloat16:
+            count = array.size - int(np.count_nonzero(np.isfinite(array.astype(np.float32))))
+            if count:
+                bad[name] = (count, array.size)
+    if bad:
+        name, (count, size) = next(iter(bad.items()))
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise CheckpointError(f"{where}: tensor {name!r} holds {count:,} NaN or infinite value{'s' * (count != 1)} "
+                              f"(of {size:,}){more}; the weights are corrupt or training diverged: use another "
+                              f"checkpoint")
+
+
+def check_preprocess(preprocess: Any, config, where: str) -> dict[str, Any]:
+    """config.json's `preprocess` section, checked against the model: image_size equal to the model's, resize a
+    known filter, crop_pct in (0, 1], mean/std three finite numbers (std > 0), range [low, high]; CheckpointError."""
+    from nestgen.data.images import RESIZE_FILTERS
+
+    if not isinstance(preprocess, dict):
+        raise CheckpointError(f"{where}: 'preprocess' must be an object, got {type(preprocess).__name__}")
+    size = preprocess.get("image_size", config.image_size)
+    if size != config.image_size:
+        raise CheckpointError(f"{where}: preprocess.image_size is {size!r} but the model takes "
+                              f"{config.image_size}px images; set it to {config.image_size}")
+    resize = preprocess.get("resize", "bicubic")
+    if resize not in RESIZE_FILTERS:
+        raise CheckpointError(f"{where}: preprocess.resize is {resize!r}; use one of {', '.join(RESIZE_FILTERS)}")
+    crop = preprocess.get("crop_pct", 1.0)
+    if not _is_number(crop) or not 0.0 < crop <= 1.0:
+        raise CheckpointError(f"{where}: preprocess.crop_pct must be a number in (0, 1], got {crop!r}")
+    for key, positive in (("mean", False), ("std", True), ("range", False)):
+        if key not in preprocess:
+            continue
+        value, length = preprocess[key], (2 if key == "range" else 3)
+        if (not isinstance(value, list) or len(value) != length or not all(map(_is_number, value))
+                or (positive and min(value) <= 0) or (key == "range" and value[0] >= value[1])):
+            wanted = "[low, high] with low < high" if key == "range" else \
+                f"three {'positive ' if positive else ''}finite numbers (one per RGB channel)"
+            raise CheckpointError(f"{where}: preprocess.{key} must be {wanted}, got {value!r:.80}")
+    if config.kind == "classifier" and not {"mean", "std"} <= preprocess.keys():
+        raise CheckpointError(f"{where}: preprocess needs 'mean' and 'std' (per-channel normalisation of a "
+                              f"classifier's input), e.g. {default_preprocess(config.image_size)}")
+    return preprocess
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def load_checkpoint(directory: str | Path) -> Checkpoint:
-    """Load a release checkpoint; weights are checked against the config (names and shapes) and cast to float32."""
+    """Load a release checkpoint, checked at the door: weight names and shapes against the model config, every
+    weight finite, `class_names` one distinct name per class, `preprocess` fitting the model. Weights are cast to
+    float32. Raises CheckpointError (one line: the file, the tensor or field, and what to do)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -149,10 +211,11 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
 
     directory = Path(directory)
     record = read_checkpoint_config(directory)
+    where = directory / CONFIG_FILE
     try:
         config = config_from_dict(record["model"])
     except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: invalid model config: {error}") from error
+        raise CheckpointError(f"{where}: invalid model config: {error}") from error
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
@@ -164,7 +227,18 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         check_tree(shapes(flat), shapes(flatten(abstract_params(config))), f"{weights}")
     except ParameterTreeError as error:
         raise CheckpointError(str(error)) from error
+    check_finite(flat, str(weights))
+    class_names = record.get("class_names")
+    if class_names is None:
+        class_names = default_class_names(config.num_classes)
+    try:
+        class_names = check_class_names(class_names, config.num_classes, str(where))
+    except ClassError as error:
+        raise CheckpointError(str(error)) from error
+    preprocess = check_preprocess(record.get("preprocess") or default_preprocess(config.image_size), config,
+                                  str(where))
+    metadata = record.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{where}: 'metadata' must be an object, got {type(metadata).__name__}")
     params = unflatten({k: jnp.asarray(np.asarray(v, np.float32)) for k, v in flat.items()})
-    class_names = record.get("class_names") or default_class_names(config.num_classes)
-    return Checkpoint(config, params, list(class_names), record.get("preprocess") or
-                      default_preprocess(config.image_size), record.get("metadata", {}), directory)
+    return Checkpoint(config, params, class_names, preprocess, metadata, directory)

@@ -16,7 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from nestgen.convert.torch_zip import read_state_dict
+from nestgen.convert.torch_zip import Skipped, read_state_dict, tensor_dict
 from nestgen.convert.tree import ParameterTreeError, check_tree, expected_shapes, flatten, shapes
 from nestgen.models.classifier import NestConfig
 
@@ -135,24 +135,108 @@ def timm_kwargs(cfg: NestConfig) -> dict[str, Any]:
                 pad_type="same" if cfg.pool_padding == "same" else "")
 
 
-def read_timm_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """A timm state dict from safetensors or a PyTorch checkpoint (read without torch, tensors only)."""
+WEIGHT_ENTRIES = ("state_dict_ema", "model_ema", "state_dict", "model")  # timm's own order, EMA first
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
+
+
+def select_weights(checkpoint: Any, entry: str | None = None, what: str = "checkpoint") -> tuple[str | None, dict]:
+    """(entry name, state dict) of a loaded checkpoint. `entry` names one ('state_dict'); None follows timm's own
+    `load_checkpoint(use_ema=True)`: the first of WEIGHT_ENTRIES present (so the EMA weights of a `train.py
+    --model-ema` run, on which its best metric was measured), else the whole file as a plain state dict."""
+    if entry is not None:
+        if not isinstance(checkpoint, dict) or entry not in checkpoint:
+            found = ", ".join(repr(k) for k in checkpoint) if isinstance(checkpoint, dict) else "none"
+            raise ValueError(f"{what} has no entry {entry!r} (its entries: {found})")
+        return entry, tensor_dict(checkpoint[entry], f"{what} entry {entry!r}")
+    if isinstance(checkpoint, dict):
+        for name in WEIGHT_ENTRIES:
+            if isinstance(checkpoint.get(name), dict):
+                return name, tensor_dict(checkpoint[name], f"{what} entry {name!r}")
+        if checkpoint and not any(isinstance(v, np.ndarray | Skipped) for v in checkpoint.values()):
+            raise ValueError(f"{what} holds no weights: none of its entries ({', '.join(map(repr, checkpoint))}) is a "
+                             f"tensor or one of {', '.join(WEIGHT_ENTRIES)}")
+    return None, tensor_dict(checkpoint, what)
+
+
+def strip_wrappers(state: dict[str, Any]) -> dict[str, Any]:
+    """Keys without the `module.` (DataParallel, DDP) and `_orig_mod.` (torch.compile) prefixes, as timm's
+    `clean_state_dict` does."""
+    out = {}
+    for key, value in state.items():
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
+def read_timm_weights(path: str | Path, entry: str | None = None) -> dict[str, np.ndarray]:
+    """A timm state dict from safetensors or a PyTorch checkpoint (read without torch, tensors only; see
+    `select_weights` for which entry of a training checkpoint, and `strip_wrappers`)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
-        return load_file(str(path))
-    state = read_state_dict(path)
-    for wrapper in ("state_dict", "model", "state_dict_ema", "model_ema"):
-        if wrapper in state and isinstance(state[wrapper], dict):
-            return state[wrapper]
-    return state
+        state = load_file(str(path))
+    else:
+        _, state = select_weights(read_state_dict(path), entry, str(path))
+    return strip_wrappers(state)
 
 
-def load_timm(path: str | Path, cfg: NestConfig) -> dict[str, Any]:
-    """Read timm NesT weights for `cfg` and return nestgen's flat parameters, float32."""
-    state = read_timm_weights(path)
-    check_tree(shapes(state), timm_shapes(cfg), f"timm weights {path}")
+def _architecture(found: dict[str, tuple[int, ...]]) -> dict[str, str]:
+    """What timm NesT weight shapes say about the network: levels, patch size, dims, depths, blocks, classes."""
+    levels = sorted({int(k.split(".")[1]) for k in found if k.startswith("levels.") and k.split(".")[1].isdigit()})
+    pos = [found.get(f"levels.{level}.pos_embed", ()) for level in levels]  # (1, blocks, tokens, C) each
+    depths = [len({k.split(".")[3] for k in found if k.startswith(f"levels.{level}.transformer_encoder.")})
+              for level in levels]
+    return {
+        "levels": str(len(levels)),
+        "patch size": str(found.get("patch_embed.proj.weight", (None,))[-1]),
+        "dims": f"({', '.join(str(p[-1]) if p else '?' for p in pos)})",
+        "depths": f"({', '.join(map(str, depths))})",
+        "blocks × tokens": f"({', '.join(f'{p[1]}×{p[2]}' if len(p) == 4 else '?' for p in pos)})",
+        "classes": str(found.get("head.weight", (None,))[0]),
+    }
+
+
+def _keys(keys: set[str], what: str) -> str:
+    return f"{len(keys)} {what} ({', '.join(repr(k) for k in sorted(keys)[:2])}{', …' if len(keys) > 2 else ''})"
+
+
+def mismatch_cause(found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> str:
+    """One line: why weights with key shapes `found` do not fit a model expecting `expected` (both timm names)."""
+    if not found.keys() & expected.keys():
+        firsts = {k.split(".", 1)[0] for k in found}
+        if len(firsts) == 1 and all("." in k for k in found):
+            prefix = firsts.pop() + "."
+            if {k[len(prefix):] for k in found} & expected.keys():
+                return (f"every key starts with {prefix!r} (the network was saved inside a wrapper module); "
+                        "save the inner module's state_dict()")
+        return (f"no key of a timm NesT among the file's {len(found)} tensors (e.g. "
+                f"{', '.join(repr(k) for k in sorted(found)[:3])}): these are not timm NesT weights")
+    ours, theirs = _architecture(found), _architecture(expected)
+    parts = [f"{name} {ours[name]} vs {theirs[name]}" for name in ours if ours[name] != theirs[name]]
+    missing, unexpected = expected.keys() - found.keys(), found.keys() - expected.keys()
+    reshaped = {k for k in found.keys() & expected.keys() if tuple(found[k]) != tuple(expected[k])}
+    if parts == [f"classes {ours['classes']} vs {theirs['classes']}"] and not missing | unexpected \
+            and all(k.startswith("head.") for k in reshaped):
+        return (f"the head has {ours['classes']} classes, the model {theirs['classes']}: set the number of classes "
+                f"to {ours['classes']} (convert.py --num-classes {ours['classes']})")
+    if not parts:
+        parts = [_keys(keys, what) for keys, what in ((missing, "missing"), (unexpected, "unexpected"),
+                                                      (reshaped, "of another shape")) if keys]
+    return f"the weights are not this NesT variant (file vs model: {'; '.join(parts)})"
+
+
+def load_timm(path: str | Path, cfg: NestConfig, entry: str | None = None) -> dict[str, Any]:
+    """Read timm NesT weights for `cfg` and return nestgen's flat parameters, float32. `entry` picks one entry of a
+    training checkpoint (default: see `select_weights`). A mismatch raises ParameterTreeError whose first line
+    names the cause and whose next lines list every key that differs."""
+    state = read_timm_weights(path, entry)
+    found, expected = shapes(state), timm_shapes(cfg)
+    try:
+        check_tree(found, expected, f"timm weights {path}")
+    except ParameterTreeError as error:
+        raise ParameterTreeError(f"{path}: {mismatch_cause(found, expected)}\n{error}") from None
     return {k: jnp.asarray(v, jnp.float32) for k, v in from_timm(state, cfg).items()}
 
 

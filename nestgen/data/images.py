@@ -26,6 +26,7 @@ MAX_PIXELS = 50_000_000  # about 7000×7000: far beyond any classifier input, fa
 _FAST_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}  # the bulk of datasets; any format still opens
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+RESIZE_FILTERS = tuple(_RESAMPLE)  # the names config.json's preprocess.resize may use
 
 
 class ImageError(ValueError):

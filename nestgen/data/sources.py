@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nestgen.data.archive import archive_sha256, default_cache_dir, extract_archive
+from nestgen.data.classes import label_mapping
 from nestgen.data.images import decode_images, resize_and_crop
 from nestgen.data.listing import DataError, ImageListing, NoImagesError, list_split, visible_folders, warn
 
@@ -65,6 +66,16 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def with_classes(self, class_names: Sequence[str]) -> SplitData:
+        """This split with its labels matched by name onto `class_names` (a model's, or the training split's):
+        a test folder that lacks a class keeps its labels right (`nestgen.data.classes.label_mapping`)."""
+        mapping = label_mapping(self.class_names, class_names, self.description)
+        if mapping is None:
+            return self if list(self.class_names) == list(class_names) else dataclasses.replace(
+                self, class_names=list(class_names))
+        labels = mapping[self.labels] if self.labels.size else self.labels
+        return dataclasses.replace(self, labels=labels.astype(np.int32), class_names=list(class_names))
 
 
 def parse_data_spec(text: str | DataSpec) -> DataSpec:

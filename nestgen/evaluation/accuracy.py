@@ -63,9 +63,7 @@ def evaluate_checkpoint(checkpoint, spec: str, split: str, *, batch_size: int = 
     size = int(pre["image_size"])
     data = load_split(spec, split, data_dir=data_dir, cache_dir=cache_dir, limit=limit,
                       image_size=max(size, int(round(size / float(pre.get("crop_pct", 1.0))))))
-    if len(data.class_names) != checkpoint.config.num_classes:
-        raise ValueError(f"{data.description} has {len(data.class_names)} classes but the checkpoint has "
-                         f"{checkpoint.config.num_classes}")
+    data = data.with_classes(checkpoint.class_names)  # labels matched to the model's classes by name
     devices = jax.device_count()
     batch_size = max(devices, batch_size // devices * devices)
     result = evaluate_classifier(checkpoint.build(), checkpoint.params, data, batch_size=batch_size, image_size=size,

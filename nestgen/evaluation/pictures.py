@@ -1,22 +1,30 @@
 """Pictures of samples: plain grids, captioned grids and labelled tables (PNG), and animations (GIF, MP4).
 
-Every function takes uint8 images (B, H, W, 3) and returns uint8 pictures or writes files. Text is drawn with
-Pillow's built-in font (`ImageFont.load_default(size=...)`, Aileron; no font file needed), black on white. The
-font covers ASCII and Latin-1 ("seed 3 · horse"), not arrows or Greek. MP4s are encoded with PyAV (the `app` extra).
+Every function takes uint8 images (B, H, W, 3) and returns uint8 pictures or writes files. Text is drawn black on
+white in the label font: Noto Sans CJK (Chinese, Japanese, Korean, Latin with accents, Greek, Cyrillic) when the
+`manimgx-fonts-cjk` package is installed, else Pillow's built-in Aileron, which has ASCII and a few signs
+("seed 3 · horse") but no accented letters, Greek or CJK. Characters the label font lacks are never drawn as its
+box glyph: `undrawable` finds them, the grids draw their code points instead ("U+9E1F") and warn
+(UndrawableTextWarning), and `drawable_labels` gives callers that know class indices "#3" labels and a note to
+show. MP4s are encoded with PyAV (the `app` extra).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from nestgen.evaluation.fonts import UndrawableTextWarning as UndrawableTextWarning
+from nestgen.evaluation.fonts import drawable_labels as drawable_labels
+from nestgen.evaluation.fonts import font_name as font_name
+from nestgen.evaluation.fonts import label_font, legible
+from nestgen.evaluation.fonts import undrawable as undrawable
+from nestgen.files import replacing
+
 PAD = 4  # white pixels around every cell of a captioned grid or labelled table
 MIN_CELL = 16  # the smallest cell that still fits a readable line of text
-
-
 def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
     """uint8 images (B, H, W, 3) → one uint8 grid image, row-major, `padding` black pixels between cells."""
     b, h, w, c = images.shape
@@ -38,13 +46,6 @@ def font_size(cell: int) -> int:
 def text_height(cell: int, lines: int = 2) -> int:
     """Height of a text band of `lines` lines under (or above) cells of `cell` pixels, margins included."""
     return lines * (font_size(cell) + 3) + 2
-
-
-@functools.lru_cache(maxsize=8)
-def _font(size: int):
-    from PIL import ImageFont
-
-    return ImageFont.load_default(size=size)
 
 
 def _fit_lines(text: str, font, width: int, lines: int) -> list[str]:
@@ -71,13 +72,13 @@ def _fit_lines(text: str, font, width: int, lines: int) -> list[str]:
 def _write(draw, text: str, box: tuple[int, int, int, int], size: int, lines: int) -> None:
     """Black `text` centred in box = (left, top, width, height), wrapped into at most `lines` lines."""
     left, top, width, height = box
-    font = _font(size)
+    font = label_font(size)
     fitted = _fit_lines(text, font, width - 2, lines)
     line_height = size + 3
     y = top + (height - line_height * len(fitted)) // 2
     for line in fitted:
         x = left + (width - font.getlength(line)) / 2
-        draw.text((x, y), line, fill=(0, 0, 0), font=font)
+        draw.text((x, y + size), line, fill=(0, 0, 0), font=font, anchor="ls")  # baseline one size down: any font
         y += line_height
 
 
@@ -100,7 +101,8 @@ def _check_images(images: np.ndarray, ndim: int, cell: int, name: str) -> np.nda
 
 def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int, cell: int = 128) -> np.ndarray:
     """uint8 images (B, H, W, 3) → one uint8 picture: each image enlarged (nearest) to cell × cell with its caption
-    under it (black on white, up to 2 lines, shortened with '…'), row-major on a white background.
+    under it (black on white, up to 2 lines, shortened with '…'), row-major on a white background. Characters the
+    label font lacks are drawn as base letters or code points, with an UndrawableTextWarning naming them.
 
     Layout: rows = ceil(B / columns); picture (PAD + rows·(cell + text_height(cell) + PAD),
     PAD + columns·(cell + PAD), 3); image k at top = PAD + r·(cell + text_height(cell) + PAD), left = PAD +
@@ -122,7 +124,7 @@ def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int, ce
         canvas[top:top + cell, left:left + cell] = _enlarge(image, cell)
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    for k, caption in enumerate(captions):
+    for k, caption in enumerate(legible(captions, "captioned_grid")):
         r, c = divmod(k, columns)
         top, left = PAD + r * (cell + band + PAD), PAD + c * (cell + PAD)
         _write(draw, str(caption), (left, top + cell, cell, band), font_size(cell), 2)
@@ -132,7 +134,9 @@ def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int, ce
 def labelled_grid(images: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], cell: int = 96,
                   corner: str = "") -> np.ndarray:
     """uint8 images (R, C, H, W, 3) → one uint8 table picture: image [r, c] enlarged (nearest) to cell × cell, row
-    labels in a column on the left, column labels in a band on top, `corner` in the top-left corner.
+    labels in a column on the left, column labels in a band on top, `corner` in the top-left corner. Characters the
+    label font lacks are drawn as base letters or code points, with an UndrawableTextWarning naming them (callers
+    with class names can pass `drawable_labels(names)[0]` instead and show its note).
 
     Layout: the label column is `cell` wide, the top band text_height(cell) high; picture
     (text_height(cell) + PAD + R·(cell + PAD), cell + PAD + C·(cell + PAD), 3); image [r, c] at
@@ -153,6 +157,8 @@ def labelled_grid(images: np.ndarray, row_labels: Sequence[str], column_labels: 
             canvas[top:top + cell, left:left + cell] = _enlarge(images[r, c], cell)
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
+    corner, *texts = legible([corner, *row_labels, *column_labels], "labelled_grid")
+    row_labels, column_labels = texts[:rows], texts[rows:]
     _write(draw, corner, (0, 0, cell, band), size, 2)
     for c, label in enumerate(column_labels):
         _write(draw, str(label), (cell + PAD + c * (cell + PAD), 0, cell, band), size, 2)
@@ -163,13 +169,13 @@ def labelled_grid(images: np.ndarray, row_labels: Sequence[str], column_labels: 
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write one uint8 picture (H, W, 3) as a PNG, creating its folder."""
+    """Write one uint8 picture (H, W, 3) as a PNG, creating its folder; a failed write (full disk) leaves the
+    previous file as it was (`nestgen.files.replacing`)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return path
+    with replacing(path) as temporary:
+        Image.fromarray(image).save(temporary, format="PNG")
+    return Path(path)
 
 
 def _loop(frames: np.ndarray) -> list[np.ndarray]:
@@ -181,12 +187,11 @@ def save_gif(frames: np.ndarray, path: str | Path, *, frame_ms: int = 80, scale:
     """An animated GIF that plays forward then back (a seamless loop), frames enlarged `scale`× (nearest)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
               for f in _loop(frames)]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    return path
+    with replacing(path) as temporary:
+        images[0].save(temporary, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    return Path(path)
 
 
 def save_mp4(frames: np.ndarray, path: str | Path, *, fps: int = 12, scale: int = 1) -> Path:
@@ -205,9 +210,8 @@ def save_mp4(frames: np.ndarray, path: str | Path, *, fps: int = 12, scale: int 
     frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)  # (F, H·s, W·s, 3)
     height, width = frames.shape[1:3]
     frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")  # even (F, H', W', 3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+    with replacing(path) as temporary, av.open(str(temporary), mode="w", format="mp4",
+                                               options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
@@ -215,4 +219,4 @@ def save_mp4(frames: np.ndarray, path: str | Path, *, fps: int = 12, scale: int 
         for frame in _loop(frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())  # flush the encoder
-    return path
+    return Path(path)

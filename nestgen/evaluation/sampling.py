@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from nestgen.data.classes import ClassError, resolve_class
 from nestgen.evaluation.pictures import grid as grid
 from nestgen.evaluation.pictures import save_gif as save_gif
 from nestgen.evaluation.pictures import save_png as save_png
@@ -108,19 +109,13 @@ class GeneratorSampler:
         return self.checkpoint.class_names
 
     def class_index(self, name_or_index: str | int | None) -> int | None:
-        """A class name (or index) → its index; None for 'any class'. Clear errors for unknown classes."""
+        """A class (name, `#index`, or a whole number no class is named: `nestgen.data.classes.resolve_class`) →
+        its index; None for 'any class'. ClassError (a ValueError) for an unknown class or an unconditional model."""
         if name_or_index is None:
             return None
         if not self.config.conditional:
-            raise ValueError("this generator is unconditional: it takes no class")
-        if isinstance(name_or_index, int) or str(name_or_index).isdigit():
-            index = int(name_or_index)
-            if not 0 <= index < self.config.num_classes:
-                raise ValueError(f"class index {index} is out of range 0…{self.config.num_classes - 1}")
-            return index
-        if name_or_index not in self.class_names:
-            raise ValueError(f"unknown class {name_or_index!r}; this generator knows: {', '.join(self.class_names)}")
-        return self.class_names.index(name_or_index)
+            raise ClassError("this generator is unconditional: it takes no class")
+        return resolve_class(name_or_index, self.class_names)
 
     def labels_for(self, seeds: Sequence[int], class_index: int | None) -> np.ndarray:
         """One label per seed: the given class, or (for 'any') a class drawn from the seed, uniformly."""

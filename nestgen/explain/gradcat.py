@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nestgen.data.classes import resolve_class
 from nestgen.models.nest import unblockify
 
 # Block scores from features A and gradients G, both (B, T, N, C) → (B, T). "signed" is spec.md §4's
@@ -132,15 +133,8 @@ class GradCAT:
         self._logits = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])  # eager apply costs ~50 ms a call
 
     def resolve_class(self, target: int | str) -> int:
-        if isinstance(target, str) and not target.isdigit():
-            if target not in self.class_names:
-                shown = ", ".join(self.class_names[:20]) + (" …" if len(self.class_names) > 20 else "")
-                raise ValueError(f"unknown class name {target!r}; classes: {shown}")
-            return self.class_names.index(target)
-        index = int(target)
-        if not 0 <= index < len(self.class_names):
-            raise ValueError(f"class index {index} is outside 0..{len(self.class_names) - 1}")
-        return index
+        """A class name, `#index` or index → the index (`nestgen.data.classes.resolve_class`); ClassError if unknown."""
+        return resolve_class(target, self.class_names)
 
     def explain(self, images: np.ndarray, target: int | str | Sequence[int | str] | None = None,
                 top_k: int | None = None) -> list[list[Explanation]]:

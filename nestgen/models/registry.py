@@ -83,6 +83,10 @@ def get_config(name: str, **overrides: Any):
     """The config of a registered variant, with any fields replaced (e.g. `num_classes=100`)."""
     if name not in VARIANTS:
         raise KeyError(f"unknown model variant {name!r}; known variants: {', '.join(sorted(VARIANTS))}")
+    fields = {field.name for field in dataclasses.fields(VARIANTS[name]) if field.init}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise KeyError(f"{name} has no field {', '.join(map(repr, unknown))}; its fields: {', '.join(sorted(fields))}")
     return dataclasses.replace(VARIANTS[name], **overrides) if overrides else VARIANTS[name]
 
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import dataclasses
 import functools
 import inspect
 from collections.abc import Sequence
 
 import numpy as np
+import pydantic
+from gradio_client.utils import is_file_obj_with_meta
 from PIL import Image
 
 from nestgen.evaluation.pictures import save_png
 from nestgen.serving import require_gradio
-from nestgen.serving.inputs import InputError, Scratch
+from nestgen.serving.inputs import InputError, Scratch, shown
 from nestgen.serving.predictor import Predictor
 
 gr = require_gradio()
@@ -25,9 +28,35 @@ gr = require_gradio()
 SHOWN = 128  # pixels of a sample in a gallery (enlarged with nearest-neighbour)
 
 
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """What an image input hands its handler when a client sent no record of an uploaded file (`UploadRecord`)."""
+
+    reason: str
+
+
+class UploadRecord(gr.data_classes.ImageData):
+    """The data model of the app's image inputs: Gradio's ImageData, except that a value which is no record of a
+    file uploaded to this app reaches the handler as `Refused` instead of failing Gradio's validation (whose message
+    the client never sees), so `upload` names what is wrong on the tab's status line. A path without Gradio's file
+    marker is refused too: Gradio checks only marked paths, so an unmarked one could name any file on the server."""
+
+    @classmethod
+    def model_validate(cls, obj, *args, **kwargs):
+        if isinstance(obj, dict) and isinstance(obj.get("path"), str) and not is_file_obj_with_meta(obj):
+            return Refused(f"{shown(obj['path'])} is not a file uploaded to this app: upload it (POST "
+                           '/gradio_api/upload) and send the path it returns with "meta": {"_type": "gradio.FileData"}')
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except pydantic.ValidationError:
+            return Refused(f"expected an uploaded image file, got {shown(obj)}")
+
+
 def upload(value, max_bytes: int):
-    """An image input as the handler receives it (events taking uploads run with Gradio's preprocessing off, so
-    Gradio never decodes an upload itself: every file reaches `read_image` and its messages) → a path or bytes."""
+    """An image input as the handler receives it (every event runs with Gradio's preprocessing off, so Gradio
+    never decodes an upload itself: every file reaches `read_image` and its messages) → a path or bytes."""
+    if isinstance(value, Refused):
+        raise gr.Error(f"image: {value.reason}", print_exception=False)
     if not isinstance(value, dict):
         return value  # None, a path or bytes (direct calls)
     url = value.get("url") or ""

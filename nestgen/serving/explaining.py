@@ -112,13 +112,15 @@ class ExplainHandlers(BaseHandlers):
             summary = f"Generated as **{asked}** (seed {seeds[0]}); the classifier {verdict}.\n\n{summary}"
         return path, status, label, summary, panels, rows
 
+    @reports_failures
     def discriminator_sample(self, seed, class_value):
-        """A generated image to judge (the seed's own class for 'any'), and the class it was generated as."""
-        generator = self._need("generator")
+        """A generated image to judge as one of the discriminator's classes (of that class when the generator has
+        it, else the seed's own), and the class it was generated as."""
+        generator, judge = self._need("generator"), self._need("discriminator")
+        wanted = judge.class_names[self._call(judge.class_index, class_value)]
         names = generator.sampler.class_names if generator.conditional else []
-        images, _, labels = self._call(generator.sample, seed, 1, class_value if class_value in names else None)
-        return self._file(images[0], f"sample-seed{int(seed)}"), (generator.class_name(labels[0]) if names else
-                                                                   class_value)
+        images, seeds, labels = self._call(generator.sample, seed, 1, wanted if wanted in names else None)
+        return self._file(images[0], f"sample-seed{seeds[0]}"), generator.class_name(labels[0]) if names else wanted
 
     @reports_failures
     def explain_discriminator(self, image, class_value):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nestgen.evaluation.pictures import captioned_grid, labelled_grid, save_gif, save_mp4, save_png
+from nestgen.evaluation.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
 from nestgen.serving.events import BaseHandlers, big, gr, plural, reports_failures, upload
 from nestgen.serving.inputs import MAX_SEED
 from nestgen.serving.predictor import ANY_CLASS
@@ -66,11 +66,11 @@ class GenerationHandlers(BaseHandlers):
         start = time.perf_counter()
         progress(0, desc="sampling every class")
         images, seeds = self._call(service.class_grid, seed, count, truncation)
-        picture = labelled_grid(images, service.sampler.class_names, [f"seed {s}" for s in seeds],
-                                cell=96, corner="class / seed")
+        names, note = drawable_labels(service.sampler.class_names)  # '#3' for a name the label font cannot draw
+        picture = labelled_grid(images, names, [f"seed {s}" for s in seeds], cell=96, corner="class / seed")
         path = save_png(picture, self.scratch.path(f"nestgen-class-grid-{file_span(seeds)}", ".png"))
         status = (f"{len(images)} classes × {plural(len(seeds), 'seed')} ({seed_span(seeds)}), "
-                  f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)")
+                  f"ψ = {float(truncation):g} ({time.perf_counter() - start:.2f} s)" + (f"; {note}" if note else ""))
         return str(path), str(path), status
 
     @reports_failures

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.inputs import MAX_SEED
 from nestgen.serving.predictor import ANY_CLASS
-from nestgen.serving.widgets import SEED_INFO, classes, gr, on, psi_slider, status_line
+from nestgen.serving.widgets import SEED_INFO, classes, gr, image_input, on, psi_slider, status_line
 
 
 def generate_tab(h: Handlers, g, limits):
@@ -148,8 +148,7 @@ def project_tab(h: Handlers, g, limits, tabs, ends) -> None:
                 "interpolation.")
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="image to project", elem_id="project-upload", type="filepath",
-                             sources=["upload", "clipboard"], format="png", height=260)
+            image = image_input("image to project", 260, "project-upload")
             klass = classes(g.class_choices(), ANY_CLASS, "class", g.conditional,
                              "“any”: try every class's average w and keep the best start")
             steps = gr.Slider(g.projector.chunk, limits.max_projection_steps, g.projector.steps, step=g.projector.chunk,
@@ -162,8 +161,7 @@ def project_tab(h: Handlers, g, limits, tabs, ends) -> None:
             with gr.Row():
                 use = [gr.Button(f"Use as interpolation end {end}", interactive=False) for end in ("A", "B")]
     event = on(h, run.click, h.project, [image, klass, steps], [result, w, status], status, [result, w],
-                api_name="project",
-                preprocess=False)
+               api_name="project")
     event.success(lambda: [gr.Button(interactive=True)] * 2, None, use, queue=False, api_visibility="private")
     for button, (seed, klass, note, clear, w_end), end in zip(use, ends, ("A", "B"), strict=True):
         button.click(lambda value, end=end: (value, f"**End {end}: the projected image** (its w replaces seed "

@@ -1,6 +1,9 @@
-"""Validation of everything a visitor sends: uploads (size on disk, pixels, format), seeds, counts, frames, ψ.
+"""Validation of everything a visitor sends: uploads (size on disk, pixels, format), seeds, counts, frames, ψ, w.
 
 Every rejection is an `InputError` whose one-line message is shown to the visitor as is; the server keeps serving.
+The checks are type-strict and see what a client sent as it was sent (the app's events run with Gradio's
+preprocessing off, `widgets.on`): None, text for a number, a bool, a dict, NaN are refused with a reason, never
+converted or left to fail later.
 The app's bounds are tighter than the library's (`nestgen.data.images.MAX_PIXELS`): a public page should not
 decode a 50-megapixel image per click.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -17,6 +22,7 @@ import uuid
 import weakref
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from nestgen.data.images import ImageError, load_image
@@ -97,24 +103,62 @@ def _visitor_message(message: str) -> str:
     return tail if sep and ("/" in head or head == "image") else message
 
 
-def check_int(value, name: str, low: int, high: int) -> int:
-    """A whole number in [low, high] (Gradio numbers arrive as floats), or InputError."""
-    try:
+def shown(value) -> str:
+    """A client's value as a short phrase for a one-line message: 'abc', 4,294,967,296, 1e+30, nothing, a dict."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37]) + "…"  # repr keeps a newline on one line
+    if isinstance(value, bool | np.bool_):
+        return f"the boolean {bool(value)}"
+    if isinstance(value, numbers.Integral):
+        if abs(value) < 10**15:
+            return f"{int(value):,}"
+        number = _float(value)
+        return f"{number:.6g}" if number is not None else "a number of over 300 digits"
+    if isinstance(value, numbers.Real):
         number = float(value)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"{name} must be a whole number, got {value!r}") from error
-    if not number.is_integer():
-        raise InputError(f"{name} must be a whole number, got {value!r}")
-    if not low <= number <= high:
-        raise InputError(f"{name} must be between {low:,} and {high:,}, got {int(number):,}")
+        return f"{int(number):,}" if number.is_integer() and abs(number) < 1e15 else f"{number:.6g}"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _real(value) -> bool:
+    """A number as JSON sends one: int or float (numpy's too), not a bool, a text or None."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _float(value) -> float | None:
+    """A number as a finite float; None for anything else: no number, NaN, ±inf, an int beyond float range."""
+    try:
+        number = float(value) if _real(value) else math.nan
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_int(value, name: str, low: int, high: int) -> int:
+    """A whole number in [low, high] (an int, or a float without a fraction: JSON may send 3.0), or InputError.
+    Text, booleans, None, lists, dicts, NaN and ±inf are refused, not converted."""
+    number = value
+    if _real(value) and not isinstance(value, numbers.Integral):
+        number = float(value)
+        number = int(number) if number.is_integer() else None  # NaN and ±inf are not whole either
+    if not _real(number) or not low <= int(number) <= high:
+        raise InputError(f"{name} must be a whole number from {low:,} to {high:,}, got {shown(value)}")
     return int(number)
 
 
 def parse_seeds(text, name: str, max_count: int) -> list[int]:
     """'3, 5, 9' or '10-13' (or a mix, or one number) → the seeds in order, each in [0, MAX_SEED]; InputError if
-    a part is not a whole number, a range runs backwards, or there are none or more than `max_count`."""
+    the value is no text, a part is not a whole number, a range runs backwards, or there are none or more than
+    `max_count`."""
+    example = "like 0, 4, 7 or a range 10-13"
+    if not isinstance(text, str):
+        raise InputError(f"{name} must be text {example}, got {shown(text)}")
     seeds = []
-    for part in str(text if text is not None else "").replace(";", ",").split(","):
+    for part in text.replace(";", ",").split(","):
         part = part.strip()
         if not part:
             continue
@@ -122,26 +166,62 @@ def parse_seeds(text, name: str, max_count: int) -> list[int]:
         try:
             first, last = int(low), int(high) if dash else int(low)
         except ValueError as error:
-            raise InputError(f"{name}: {part!r} is not a seed; write whole numbers like 0, 4, 7 or a range 10-13"
-                             ) from error
+            raise InputError(f"{name}: {shown(part)} is not a seed; write whole numbers {example}") from error
         if last < first:
-            raise InputError(f"{name}: the range {part} runs backwards; write {last}-{first}")
+            raise InputError(f"{name}: the range {shown(part)} runs backwards; write the smaller seed first")
         if last - first >= max_count:
-            raise InputError(f"{name}: at most {max_count} seeds, got {part} ({last - first + 1})")
+            raise InputError(f"{name}: at most {max_count} seeds, got {shown(part)} ({shown(last - first + 1)})")
         seeds += [check_int(seed, f"{name}: a seed", 0, MAX_SEED) for seed in range(first, last + 1)]
     if not 1 <= len(seeds) <= max_count:
-        raise InputError(f"{name}: give 1 to {max_count} seeds, like 0, 4, 7 or 10-13; got {len(seeds)}")
+        raise InputError(f"{name}: give 1 to {max_count} seeds, {example}; got {len(seeds)}")
     return seeds
 
 
 def check_truncation(value, limits: Limits) -> float:
-    try:
-        psi = float(value)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"truncation ψ must be a number, got {value!r}") from error
-    if not limits.min_truncation <= psi <= 1.0:
-        raise InputError(f"truncation ψ must be between {limits.min_truncation} and 1, got {psi}")
+    """ψ, a number in [limits.min_truncation, 1], or InputError (text, booleans, None, NaN are refused)."""
+    psi = _float(value)
+    if psi is None or not limits.min_truncation <= psi <= 1.0:
+        raise InputError(f"truncation ψ must be a number from {limits.min_truncation:g} to 1, got {shown(value)}")
     return psi
+
+
+@dataclasses.dataclass(frozen=True)
+class WRange:
+    """Where a w sent back by a client (a projection's, `GeneratorService.project`) may lie: every number within
+    `reach` σ of the mapping network's mean w (σ: the RMS spread of the w of `seeds` mapped seeds), plus `drift`,
+    the most the app's projection moves a number (Adam's step, about its learning rate, × the most steps).
+    Measured: the shipped CIFAR-10 generator's mapped w stay within 7.6 σ of their mean (σ = 1.23), its 500-step
+    projections within 17 σ; a random-weight generator maps every seed to nearly one w (σ = 0.0065) while a
+    500-step projection of noise moves 14.7 away. w = 1e30 renders black frames."""
+
+    mean: np.ndarray  # (W,) float32
+    sigma: float
+    seeds: int
+    drift: float
+    reach: float = 64.0
+
+    @property
+    def radius(self) -> float:
+        return self.reach * self.sigma + self.drift
+
+
+def check_w(value, name: str, allowed: WRange) -> np.ndarray:
+    """A projected w sent back by a client (a JSON list of W numbers) → (W,) float32, or InputError."""
+    size = len(allowed.mean)
+    rule = f"{name} must be a list of {size} numbers (a projected w)"
+    if not isinstance(value, list | tuple) or len(value) != size:
+        raise InputError(f"{rule}, got {shown(value)}")
+    values = [_float(v) for v in value]
+    if None in values:
+        bad = values.index(None)
+        raise InputError(f"{rule}, all finite; number {bad} is {shown(value[bad])}")
+    w = np.asarray(values, np.float64)
+    far = int(np.argmax(np.abs(w - allowed.mean)))
+    if abs(w[far] - allowed.mean[far]) > allowed.radius:
+        raise InputError(f"{name}: number {far} is {shown(value[far])}; a w lies within {allowed.radius:.3g} of the "
+                         f"mapping network's mean w: {allowed.reach:g} σ (σ = {allowed.sigma:.3g}, the spread of the "
+                         f"w of {allowed.seeds:,} mapped seeds) plus {allowed.drift:g}, the most a projection moves it")
+    return w.astype(np.float32)
 
 
 class Scratch:

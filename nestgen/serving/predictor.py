@@ -20,7 +20,7 @@ from PIL import Image
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
 from nestgen.data.images import preprocess, resize_and_crop, source_box
 from nestgen.evaluation.predict import ClassifierPredictor
-from nestgen.evaluation.projection import Projector
+from nestgen.evaluation.projection import DEFAULT_LEARNING_RATE, Projector
 from nestgen.evaluation.sampling import GeneratorSampler
 from nestgen.explain.gradcat import DEFAULT_SCORE, Explanation, GradCAT, features_and_gradients
 from nestgen.models.nest import unblockify
@@ -29,14 +29,17 @@ from nestgen.serving.inputs import (
     MAX_SEED,
     InputError,
     Limits,
+    WRange,
     check_int,
     check_truncation,
+    check_w,
     parse_seeds,
     read_image,
 )
 
 ANY_CLASS = "any"
 PREDICTED = "(predicted)"
+W_RANGE_SEEDS = 1024  # mapped seeds whose spread of w bounds the w a client may send (`inputs.WRange`)
 
 
 def _grad_cam(model, params, images, targets, level: int):
@@ -161,10 +164,25 @@ class GeneratorService:
             chunks.append(self._run(self.sampler.sample, seeds[start:start + step], index, psi))
         return np.concatenate(chunks), seeds, self.sampler.labels_for(seeds, index)
 
-    def end_w(self, seed, class_value, truncation, name: str) -> np.ndarray:
-        """The w (W,) of one (seed, class) end, as `sample` renders it."""
-        seed = check_int(seed, name, 0, MAX_SEED)
-        return self._run(self.sampler.w_of, [seed], self.class_index(class_value), truncation)[0]
+    def end_w(self, seed, class_value, w, truncation: float, end: str) -> np.ndarray:
+        """The w (W,) of one end of an interpolation (`end`: "A" or "B"): the projected w when one is given (its
+        seed and class are checked all the same), else the w `sample` renders for (seed, class)."""
+        seed = check_int(seed, f"seed {end}", 0, MAX_SEED)
+        try:
+            index = self.class_index(class_value)
+        except InputError as error:  # two classes in one request: say which
+            raise InputError(f"class {end}: {error}") from error
+        if w is not None:
+            return check_w(w, f"w {end}", self.w_range)
+        return self._run(self.sampler.w_of, [seed], index, truncation)[0]
+
+    @functools.cached_property
+    def w_range(self) -> WRange:
+        """Where a projected w sent back by a client may lie: measured on W_RANGE_SEEDS mapped seeds, each of its
+        own class (`inputs.WRange`)."""
+        w = self._run(self.sampler.w_of, range(W_RANGE_SEEDS))  # (S, W)
+        drift = DEFAULT_LEARNING_RATE * self.limits.max_projection_steps  # self.projector's Adam, its most steps
+        return WRange(w.mean(0), float(np.sqrt(w.var(0).mean())), W_RANGE_SEEDS, drift)
 
     def interpolate(self, seed_a, class_a, seed_b, class_b, frames, truncation=1.0, w_a=None, w_b=None
                     ) -> np.ndarray:
@@ -172,16 +190,8 @@ class GeneratorService:
         its (seed, class)."""
         frames = check_int(frames, "frames", 2, self.limits.max_frames)
         psi = check_truncation(truncation, self.limits)
-        ends = [self.end_w(seed, klass, psi, name) if w is None else self._check_w(w, name)
-                for seed, klass, w, name in ((seed_a, class_a, w_a, "seed A"), (seed_b, class_b, w_b, "seed B"))]
+        ends = [self.end_w(seed_a, class_a, w_a, psi, "A"), self.end_w(seed_b, class_b, w_b, psi, "B")]
         return self._run(self.sampler.interpolate_w, *ends, frames)
-
-    def _check_w(self, w, name: str) -> np.ndarray:
-        w = np.asarray(w, np.float32)
-        if w.shape != (self.sampler.config.w_dim,) or not np.isfinite(w).all():
-            raise InputError(f"{name}: a projected w must be {self.sampler.config.w_dim} finite numbers, "
-                             f"got shape {w.shape}")
-        return w
 
     def class_grid(self, seed, count, truncation=1.0) -> tuple[np.ndarray, list[int]]:
         """Every class × `count` seeds from `seed`: (K, count, H, W, 3) uint8 images (row k is class k), seeds."""
@@ -206,11 +216,10 @@ class GeneratorService:
         psi, index = check_truncation(truncation, self.limits), self.class_index(class_value)
         return self._run(self.sampler.mix_levels, coarse, fine, crossover, index, psi), coarse, fine, crossover
 
-    def project(self, source, class_value=None, steps=None, progress=None):
+    def project(self, source, class_value, steps, progress=None):
         """An uploaded image → `nestgen.evaluation.projection.Projection` (the w that reconstructs it best)."""
         size = self.sampler.config.image_size
-        steps = check_int(self.projector.steps if steps is None else steps, "steps", 1,
-                          self.limits.max_projection_steps)
+        steps = check_int(steps, "steps", 1, self.limits.max_projection_steps)
         image = read_image(source, self.limits, target_size=size)
         pixels = np.asarray(resize_and_crop(image, size), np.uint8)  # (S, S, 3), the evaluation rule
         return self._run(self.projector.project, pixels, self.class_index(class_value), steps=steps,
@@ -272,6 +281,7 @@ class Predictor:
                 ("generator", self.generator, lambda s: s.sample(0, 1)),
                 ("level mixing", self.generator, lambda s: s.mix("0", "1", 1)),
                 ("projection", self.generator, lambda s: s.projector.warm_up()),
+                ("range of w", self.generator, lambda s: s.w_range),
                 ("discriminator", self.discriminator, lambda s: s.explain(blank, s.class_names[0]))):
             if service is not None:
                 start = time.perf_counter()

@@ -18,7 +18,7 @@ from nestgen.serving.generation_tabs import class_grid_tab, generate_tab, interp
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.inputs import MAX_SEED
 from nestgen.serving.predictor import ANY_CLASS, PREDICTED, Predictor
-from nestgen.serving.widgets import classes, missing, on, status_line
+from nestgen.serving.widgets import classes, image_input, missing, on, status_line
 
 gr = require_gradio()
 
@@ -65,20 +65,18 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
     outputs = [label, summary, panels, path]
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            image = gr.Image(label="image (upload, paste or pick an example)", elem_id="upload", type="filepath",
-                             sources=["upload", "clipboard"], format="png", height=260)
+            image = image_input("image (upload, paste or pick an example)", 260, "upload")
             target = classes([PREDICTED, *c.class_names], PREDICTED, "explain class",
                               info="explain another class than the predicted one")
             run = gr.Button("Classify & explain", variant="primary")
             # named before the examples' event, which would otherwise take the name "classify"
-            on(h, run.click, h.classify, [image, target], [status, *outputs], status, outputs, api_name="classify",
-                preprocess=False)  # the handler validates and decodes the upload itself
+            on(h, run.click, h.classify, [image, target], [status, *outputs], status, outputs, api_name="classify")
             if examples:  # a click loads the example, then classifies it like an upload (status line included)
                 shown = gr.Examples([[str(p)] for p in examples], [image], label="examples (click one)",
                                     examples_per_page=12, api_visibility="private", api_name="load_example",
                                     example_labels=[Path(p).stem.replace("_", " ") for p in examples])
                 on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status, outputs,
-                    api_visibility="private", preprocess=False)
+                    api_visibility="private")
         with gr.Column(scale=1, min_width=260):
             status.render()
             label.render()
@@ -86,8 +84,7 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
     panels.render()
     gr.HTML(legend_html(c.score, c.checkpoint.config.num_levels), elem_id="legend")
     path.render()
-    on(h, image.upload, h.classify, [image, target], [status, *outputs], status, outputs, api_visibility="private",
-        preprocess=False)
+    on(h, image.upload, h.classify, [image, target], [status, *outputs], status, outputs, api_visibility="private")
     return image, target, outputs, status
 
 
@@ -95,7 +92,7 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
     gr.Markdown("GradCAT on the NesT discriminator: which blocks make the image look fake (bright in the maps) "
                 "and which look real.")
     with gr.Row():
-        image = gr.Image(label="image", type="filepath", sources=["upload", "clipboard"], format="png", height=240)
+        image = image_input("image", 240)
         with gr.Column():
             klass = classes(d.class_names, d.class_names[0], "judge as class", d.conditional)
             seed = gr.Number(0, label="seed", precision=0, minimum=0, maximum=MAX_SEED, visible=can_sample)
@@ -113,8 +110,7 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
         on(h, sample.click, h.discriminator_sample, [seed, klass], [image, klass], status,
             api_name="discriminator_sample")
     on(h, run.click, h.explain_discriminator, [image, klass], [summary, fake, real, maps, path], status,
-        [summary, fake, real, maps, path],
-        api_name="explain_discriminator", preprocess=False)
+        [summary, fake, real, maps, path], api_name="explain_discriminator")
 
 
 def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handlers: Handlers | None = None):

@@ -1,10 +1,12 @@
-"""The app's shared widgets: class dropdowns, status lines, the ψ slider, and `on`, which wires an event so that
-its progress and failures show on the tab's status line. Imports Gradio (`pip install -e ".[app]"`).
+"""The app's shared widgets: class dropdowns, image inputs, status lines, the ψ slider, and `on`, which wires an
+event so that its handler checks every raw client value itself and its progress and failures show on the tab's
+status line. Imports Gradio (`pip install -e ".[app]"`).
 """
 
 from __future__ import annotations
 
 from nestgen.serving import require_gradio
+from nestgen.serving.events import UploadRecord
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.predictor import Predictor
 
@@ -21,6 +23,14 @@ def classes(choices: list[str], value: str, label: str, visible: bool = True, in
                        info=info)
 
 
+def image_input(label: str, height: int, elem_id: str | None = None):
+    """An image to upload or paste; whatever a client sends for it reaches the handler (`events.UploadRecord`)."""
+    image = gr.Image(label=label, elem_id=elem_id, type="filepath", sources=["upload", "clipboard"], format="png",
+                     height=height)
+    image.data_model = UploadRecord  # Gradio validates input values with the component's data model
+    return image
+
+
 def status_line(name: str, value: str = "", render: bool = True):
     return gr.Markdown(value, elem_id=f"{name}-status", elem_classes=["status"], render=render)
 
@@ -30,12 +40,14 @@ def psi_slider(limits):
 
 
 def on(h: Handlers, trigger, fn, inputs, outputs, status, clear=(), **kwargs):
-    """One event: progress and failures on the tab's status line (the outputs keep their labels and values);
+    """One event: the handler receives the values as the client sent them (Gradio's preprocessing off, so no
+    value fails inside Gradio with its generic message: nestgen's checks in `inputs.py` name every argument and
+    what it allows); progress and failures on the tab's status line (the outputs keep their labels and values);
     a failure empties the `clear` outputs, results that belong to an earlier input (e.g. another upload's)."""
     def failed(request: gr.Request):
         return (h.last_error(request), *[None] * len(clear)) if clear else h.last_error(request)
 
-    event = trigger(fn, inputs, outputs, show_progress_on=[status], **kwargs)
+    event = trigger(fn, inputs, outputs, show_progress_on=[status], preprocess=False, **kwargs)
     event.failure(failed, None, [status, *clear], api_visibility="private", queue=False)
     return event
 

@@ -32,6 +32,7 @@ from nestgen.convert.checkpoint import save_checkpoint
 from nestgen.convert.tree import check_tree, flatten, shapes, unflatten
 from nestgen.data import pipeline
 from nestgen.data.augment import AugmentConfig, augment_batch
+from nestgen.data.classes import ClassError, label_mapping
 from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
@@ -46,7 +47,7 @@ from nestgen.training.metrics import MetricWriter
 from nestgen.training.optim import create_optimizer, learning_rate, peak_learning_rate
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(FloatingPointError):  # an ArithmeticError: the scripts report it as a user-facing failure
     """The loss or the parameters became NaN/inf; the last good checkpoint is kept."""
 
 
@@ -152,7 +153,17 @@ def _load(config, key: str) -> _Split:
 
 
 def _data(config) -> tuple[_Split, _Split | None]:
-    return _load(config, "train"), (_load(config, "eval") if config.data.get("eval") else None)
+    """The train split and the eval split, whose labels are matched to the train split's classes by name."""
+    train = _load(config, "train")
+    evaluation = _load(config, "eval") if config.data.get("eval") else None
+    if evaluation is not None and evaluation.class_names != train.class_names:
+        if evaluation.memory is None:
+            label_mapping(evaluation.class_names, train.class_names, evaluation.description)  # unknown classes
+            raise ClassError(f"{evaluation.description} lists its classes differently from the training data "
+                             f"({train.description}); a streamed eval split must have the same class list")
+        memory = evaluation.memory.with_classes(train.class_names)
+        evaluation = _Split(memory.class_names, len(memory), memory.description, memory=memory)
+    return train, evaluation
 
 
 def run_description(config, cfg, train: _Split) -> dict[str, Any]:

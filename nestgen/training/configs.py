@@ -41,7 +41,8 @@ def _parse_value(text: str):
 
 
 def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
-    """Set `a.b.c=value` in place; the key must already exist, so typos fail loudly."""
+    """Set `a.b.c=value` in place; the key must already exist, so typos fail loudly, except under a model's
+    `overrides` (`model.overrides.num_classes=2`): those name fields of the model config, which `get_config` checks."""
     key, sep, value = item.partition("=")
     if not sep:
         raise ValueError(f"override {item!r} must look like key.path=value")
@@ -51,6 +52,9 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         if name not in node:
             raise KeyError(f"override {item!r}: config has no field {name!r}")
         node = node[name]
+    if parents and parents[-1] == "overrides":  # model-config fields over the variant's: new keys are welcome,
+        node[leaf] = _parse_value(value)  # and checked against the model config when the run builds it
+        return
     if leaf not in node:
         raise KeyError(f"override {item!r}: config has no field {key!r}; fields here: {sorted(node.keys())}")
     with node.ignore_type():

@@ -71,7 +71,7 @@ def model_configs(config: ml_collections.ConfigDict):
         try:
             return get_config(config[section].variant, **overrides)
         except KeyError as error:
-            raise ValueError(f"config.{section}.variant: {error.args[0]}") from error
+            raise ValueError(f"config.{section}: {error.args[0]}") from error
         except (TypeError, ValueError) as error:
             raise ValueError(f"config.{section} ({config[section].variant} with {overrides}): {error}") from error
 

@@ -8,7 +8,8 @@ order are functions of the step, Adam's moments travel with the weights), so the
 count of images and hours is exact, bit-exact resume across machines is not promised (the state is rounded to
 float16 once per leg).
 
-Inside a leg the trainer writes its usual orbax checkpoints to `runs/relay/<job>/from-<step>` (ignored by git),
+Inside a leg the trainer writes its usual orbax checkpoints to `runs/relay/<job>/from-<step>-<state folder id>`
+(ignored by git; `leg_workdir`),
 and after every checkpoint the relay state and record are rewritten (atomically), so a session that ends
 without warning loses at most one checkpoint interval of the leg once the files are committed.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -128,6 +130,13 @@ def images_of(job: Job, state, config) -> int:
     return int(state.step) * int(config.global_batch)
 
 
+def leg_workdir(work_root: Path, job_name: str, state_directory: Path, step: int) -> Path:
+    """Where a leg from `state_directory`'s state at `step` keeps its orbax checkpoints: named after both, so a
+    leg resumes only its own earlier attempt, never another state folder's run at the same step."""
+    identity = hashlib.sha256(str(Path(state_directory).resolve()).encode()).hexdigest()[:8]
+    return Path(work_root) / job_name / f"from-{step:08d}-{identity}"
+
+
 def run_leg(job_name: str, seconds: float, *, root: Path, state_root: Path | None = None,
             work_root: Path | None = None, overrides: tuple[str, ...] = (),
             reserve_seconds: float = 120.0) -> dict[str, Any]:
@@ -153,7 +162,7 @@ def run_leg(job_name: str, seconds: float, *, root: Path, state_root: Path | Non
     if record["legs"] and record["legs"][-1].get("to_step") != previous["step"]:
         raise RelayError(f"{state_path} is at step {previous['step']} but {record_path} ends at step "
                          f"{record['legs'][-1].get('to_step')}: commit or restore both files together")
-    workdir = (work_root or root / "runs" / "relay") / job.name / f"from-{previous['step']:08d}"
+    workdir = leg_workdir(work_root or root / "runs" / "relay", job.name, directory, previous["step"])
     leg = {"leg": len(record["legs"]) + 1, "machine": machine(), "started": started_at.isoformat(timespec="seconds"),
            "from_step": previous["step"], "from_images": previous["images"], "to_step": previous["step"],
            "to_images": previous["images"], "wall_seconds": 0.0}
