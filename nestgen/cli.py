@@ -96,21 +96,57 @@ def quiet_background_errors(keep_after_failure: bool = True):
         logger.addFilter(noise)
         for handler in logger.handlers:
             handler.addFilter(noise)
+    previous_stderr = sys.stderr
+    if keep_after_failure:  # a script's own process: its stderr
+        sys.stderr = _WithoutClosedLoopTracebacks(previous_stderr)
     try:
         yield
     except BaseException:
-        if keep_after_failure:
-            # the filters stay, and late reports of this failure from native threads (tensorstore's write
-            # callbacks find orbax's event loop closed and print through sys.excepthook) stay quiet until exit
-            sys.excepthook = sys.unraisablehook = lambda *args: None
+        if keep_after_failure:  # the filters stay: late reports of this failure stay quiet until exit
             raise
-        _restore(previous_hook, loggers, noise)
+        _restore(previous_hook, previous_stderr, loggers, noise)
         raise
-    _restore(previous_hook, loggers, noise)
+    _restore(previous_hook, previous_stderr, loggers, noise)
 
 
-def _restore(previous_hook, loggers, noise) -> None:
+class _WithoutClosedLoopTracebacks:
+    """stderr without the tracebacks tensorstore's native write callbacks print (not through any hook) after a
+    failed orbax save, when they find orbax's event loop closed (`RuntimeError: Event loop is closed`). A
+    traceback is held until its last line; any other one is written whole, and all other text at once."""
+
+    def __init__(self, stream):
+        self._stream, self._held, self._lock = stream, "", threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if not self._held and not text.startswith("Traceback (most recent call last)"):
+                return self._stream.write(text)
+            self._held += text
+            while "\n" in self._held:
+                lines = self._held.split("\n")
+                ends = [i for i, line in enumerate(lines[1:-1], 1) if line and not line[0].isspace()]
+                if not ends:
+                    break
+                block, rest = "\n".join(lines[:ends[0] + 1]) + "\n", "\n".join(lines[ends[0] + 1:])
+                if lines[ends[0]] != "RuntimeError: Event loop is closed":
+                    self._stream.write(block)
+                self._held = rest
+                if not rest.startswith("Traceback (most recent call last)"):
+                    self._held = ""
+                    if rest:
+                        self._stream.write(rest)
+            return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name):  # fileno, isatty, encoding, …
+        return getattr(self._stream, name)
+
+
+def _restore(previous_hook, previous_stderr, loggers, noise) -> None:
     threading.excepthook = previous_hook
+    sys.stderr = previous_stderr
     for logger in loggers:
         logger.removeFilter(noise)
         for handler in logger.handlers:

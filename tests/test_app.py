@@ -450,6 +450,20 @@ def test_app_refuses_wrong_checkpoints_with_a_message(models, capsys):
         assert words in capsys.readouterr().err
 
 
+def test_the_generate_tab_keeps_its_state_in_the_event_that_shows_the_samples(predictor, handlers):
+    """The seed history, ψ and caption that "Reuse last seed" and "Explain this sample" read are written by each
+    event that fills the gallery, with the samples: a separate event after it ran at the same time as a click made
+    as soon as the samples showed, which then read the state of the generation before (Reuse went back too far)."""
+    demo = build_app(predictor, [EXAMPLE], handlers)
+    fns = list(demo.fns.values())
+    gallery = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "samples")
+    read = {b._id for f in fns if f.name in ("previous", "chosen") for b in f.inputs if b.stateful}
+    showing = [(f.name, {b._id for b in f.outputs}) for f in fns if gallery in f.outputs]
+    assert len(read) == 3 and len(showing) == 5  # history, ψ, caption; Generate, Enter, Reuse, the page load, Random
+    assert all(read <= written for _, written in showing), showing
+    assert not [f.name for f in fns if gallery in f.inputs]  # no later event reads the samples to keep them
+
+
 def test_every_endpoint_through_the_client(client, handlers, uploads):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(api) == {f"/{name}" for name in ENDPOINTS}

@@ -324,3 +324,18 @@ def test_the_trainer_on_a_full_disk_is_one_line_without_orbax_noise(tmp_path):
         assert run.returncode == 2 and len(lines) == 1, run.stderr[-3000:]
         assert lines[0].startswith("error: no space left on the device"), lines
         assert "Traceback" not in run.stderr and "absl" not in run.stderr
+
+
+def test_only_the_closed_loop_tracebacks_are_held_back():
+    import io
+
+    from nestgen.cli import _WithoutClosedLoopTracebacks
+
+    out = io.StringIO()
+    stream = _WithoutClosedLoopTracebacks(out)
+    closed = ["Traceback (most recent call last):\n", '  File "base_events.py", line 806, in call_soon_threadsafe\n',
+              "    self._check_closed()\n", "RuntimeError: Event loop is closed\n"]
+    bug = ["Traceback (most recent call last):\n", '  File "x.py", line 1, in f\n', "ZeroDivisionError: oops\n"]
+    for piece in ["train: 10%\r", *closed, "error: no space\n", *bug, *closed]:
+        stream.write(piece)
+    assert out.getvalue() == "train: 10%\rerror: no space\n" + "".join(bug)

@@ -32,11 +32,28 @@ def generate_tab(h: Handlers, g, limits):
         explain = gr.Button("Explain this sample with the classifier", elem_id="explain-sample")
         download = gr.DownloadButton("Download grid (PNG, captioned)", value=None, elem_id="download-grid")
     history, shown, picked = gr.State([]), gr.State(None), gr.State(None)  # seeds generated; ψ shown; caption
+    kept = [history, shown, picked]
 
     def remember(first, seeds, truncation, samples):  # after each generation: the seed history, the gallery's ψ,
         first = int(first)  # and its first sample as the one "Explain this sample" explains until another is clicked
         caption = samples[0][1] if samples else None
-        return (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:], truncation, caption
+        return (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:], float(truncation), caption
+
+    # Each generation keeps the tab's state (`kept`) in its own event, written before its samples reach the page:
+    # in a separate event after it, a click right after the samples show ("Reuse last seed", "Explain this sample")
+    # would read the state of the generation before (the two events run at once). The history is a hidden State
+    # input: the API and its clients leave it out. A failed generation raises before anything is kept.
+    def generate(class_value, seed, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
+                 request: gr.Request = None):
+        samples, grid, status = h.generate(class_value, seed, count, truncation, progress, request)
+        return samples, grid, status, *remember(seed, seeds, truncation, samples)
+
+    def new_seeds(class_value, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
+                  request: gr.Request = None):
+        first, samples, grid, status = h.new_seeds(class_value, count, truncation, progress, request)
+        return first, samples, grid, status, *remember(first, seeds, truncation, samples)
+
+    generate.__doc__, new_seeds.__doc__ = h.generate.__doc__, h.new_seeds.__doc__  # the API's descriptions
 
     def previous(seeds, first):
         if len(seeds) < 2:  # nothing to go back to: say so, keep the seed (the images stay the same)
@@ -47,18 +64,16 @@ def generate_tab(h: Handlers, g, limits):
     def pick(event: gr.SelectData):
         return (event.value or {}).get("caption")
 
-    args, outs = [klass, seed, count, psi], [gallery, download, status]
-    after = dict(fn=remember, inputs=[seed, history, psi, gallery], outputs=[history, shown, picked], queue=False,
-                 api_visibility="private")
+    args, outs = [klass, seed, count, psi, history], [gallery, download, status, *kept]
     for trigger, name in ((run.click, "generate"), (seed.release, None)):  # Enter blurs the box: a release (JS)
-        on(h, trigger, h.generate, args, outs, status, api_name=name or False,
-            api_visibility="public" if name else "private").success(**after)
-    on(h, new.click, h.new_seeds, [klass, count, psi], [seed, *outs], status, api_name="new_seeds").success(**after)
+        on(h, trigger, generate, args, outs, status, api_name=name or False,
+           api_visibility="public" if name else "private")
+    on(h, new.click, new_seeds, [klass, count, psi, history], [seed, *outs], status, api_name="new_seeds")
     back = reuse.click(previous, [history, seed], [seed, history], api_visibility="private")
-    on(h, back.success, h.generate, args, outs, status, api_visibility="private")
+    on(h, back.success, generate, args, outs, status, api_visibility="private")
     gallery.select(pick, None, picked, api_visibility="private", queue=False)
 
-    return SimpleNamespace(explain=explain, picked=picked, shown=shown, load=(h.generate, args, outs, after),
+    return SimpleNamespace(explain=explain, picked=picked, shown=shown, load=(generate, args, outs),
                            status=status)
 
 

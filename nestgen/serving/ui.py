@@ -150,8 +150,8 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
         if generate and classify:
             _explain_samples(h, generate, classify, tabs)
         if generate:  # the first view shows samples, not an empty box
-            fn, inputs, outputs, after = generate.load
-            on(h, demo.load, fn, inputs, outputs, generate.status, api_visibility="private").success(**after)
+            fn, inputs, outputs = generate.load
+            on(h, demo.load, fn, inputs, outputs, generate.status, api_visibility="private")
     return demo
 
 
