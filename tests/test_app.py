@@ -39,7 +39,7 @@ from nestgen.serving.cards import card
 from nestgen.serving.discriminator import RealScores
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.inputs import MAX_SEED, read_image
-from nestgen.serving.predictor import PREDICTED
+from nestgen.serving.predictor import ANY_CLASS, PREDICTED
 from nestgen.serving.ui import ENDPOINTS, build_app, launch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,6 +239,8 @@ def test_a_large_wide_photo_is_described_in_its_own_pixels(handlers, tmp_path):
     assert "only the centre of your image, rows 0–1600 × columns 400–2000" in summary
     top, left, bottom, right = map(int, rows[-1][2].split(", "))
     assert (bottom - top, right - left) == (400, 400)  # a leaf block: 4 of 16 model pixels, ×100
+    status = handlers.project(str(tmp_path / "wide.jpg"), ANY_CLASS, 8)[-1]  # Project too (it said 300×200)
+    assert status.startswith("Projected your 2400×1600 image"), status
 
 
 def test_generate_new_seeds_and_interpolate_handlers(handlers, models):

@@ -223,7 +223,7 @@ class GeneratorService:
         image = read_image(source, self.limits, target_size=size)
         pixels = np.asarray(resize_and_crop(image, size), np.uint8)  # (S, S, 3), the evaluation rule
         return self._run(self.projector.project, pixels, self.class_index(class_value), steps=steps,
-                         progress=progress), image.size
+                         progress=progress), image.info.get("source_size", image.size)  # the upload's own pixels
 
     @staticmethod
     def _run(fn, *args, **kwargs):
