@@ -234,11 +234,17 @@ class Scratch:
         weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
 
     def path(self, stem: str, suffix: str) -> Path:
+        """A new `<stem><suffix>` in a folder of its own, so the name a visitor downloads is the plain one
+        ("nestgen-samples-seeds40-55.png"), not one with a random tail."""
         cutoff = time.time() - self.max_age_s
         for old in self.directory.iterdir():
             try:
-                if old.stat().st_mtime < cutoff:
+                if old.stat().st_mtime < cutoff and old.is_dir():
+                    shutil.rmtree(old)
+                elif old.stat().st_mtime < cutoff:
                     old.unlink()
             except OSError:
                 pass  # another request removed it
-        return self.directory / f"{stem}-{uuid.uuid4().hex[:12]}{suffix}"
+        folder = self.directory / uuid.uuid4().hex[:12]
+        folder.mkdir()
+        return folder / f"{stem}{suffix}"
