@@ -24,30 +24,31 @@ NAMES = ["鸟", "猫", "cat", "Ünïcödé", "α-beta", "T-shirt/top"]
 CELL = 64
 
 
-def _use_font(monkeypatch, wide: bool) -> None:
+def _clear_font_caches() -> None:
+    fonts.label_font.cache_clear()
+    fonts._drawable.cache_clear()
+
+
+def _use_font(monkeypatch, wide: bool):
+    """Draw with the wide font (skipped where it is not installed) or Pillow's built-in one, for one test."""
     if wide and fonts.wide_font_file() is None:
         pytest.skip("the wide label font is not installed here (pip install manimgx-fonts-cjk)")
     if not wide:
         monkeypatch.setattr(fonts, "wide_font_file", lambda: None)
-    fonts.label_font.cache_clear()
-    fonts._drawable.cache_clear()
+    _clear_font_caches()
+    yield
+    monkeypatch.undo()
+    _clear_font_caches()
 
 
 @pytest.fixture
 def builtin_font(monkeypatch):
-    _use_font(monkeypatch, wide=False)
-    yield
-    monkeypatch.undo()
-    fonts.label_font.cache_clear()
-    fonts._drawable.cache_clear()
+    yield from _use_font(monkeypatch, wide=False)
 
 
 @pytest.fixture
 def wide_font(monkeypatch):
-    _use_font(monkeypatch, wide=True)
-    yield
-    fonts.label_font.cache_clear()
-    fonts._drawable.cache_clear()
+    yield from _use_font(monkeypatch, wide=True)
 
 
 def _images(rows: int, columns: int = 2) -> np.ndarray:
