@@ -554,7 +554,7 @@ ARGUMENTS = {  # endpoint → (argument, kind, what its message says) in the ord
                                         r"not a seed)"), ("fine", "seeds", r"^fine seeds( must be text|: 'x' is not)"),
                     ("crossover", "number", r"^crossover level must be a whole number from 1 to 2, got "),
                     ("class_value", "class", r"class"), ("truncation", "number", r"^truncation ψ must be a number")],
-    "/project": [("image", "image", r"^(image: expected an uploaded image file, got |image: '/.+' is not a file "
+    "/project": [("image", "image", r"^(image: expected an uploaded image file, got |image: '/.+'…? is not a file "
                                     r"uploaded to this app: upload it|no image: upload, paste or pick one first)"),
                  ("class_value", "class", r"class"), ("steps", "number", r"^steps must be a whole number from 1 ")],
     "/classify": [("image", "image", r"^(image: |no image)"), ("target", "class", r"class")],
