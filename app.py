@@ -64,8 +64,6 @@ def main(argv=None) -> int:
         return 2
     for message in predictor.missing.values():
         print(f"note: {message}", file=sys.stderr)
-    seconds = predictor.warm_up()
-    print("compiled and warmed up: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), flush=True)
 
     from nestgen.data.listing import is_ignored, is_image
     from nestgen.serving.ui import build_app, launch
@@ -74,8 +72,22 @@ def main(argv=None) -> int:
     examples = sorted(p for p in folder.iterdir() if p.is_file() and not is_ignored(p.name) and is_image(p.name)
                       ) if folder.is_dir() else []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean exit removes the app's temporary files
-    launch(build_app(predictor, examples), predictor, host=args.host, port=args.port, concurrency=args.concurrency,
-           queue_size=args.queue_size)
+    # the page first, then the compilation: requests that come early wait for what they need, saying so
+    predictor.warmth.plan([name for name, _ in predictor.warm_steps()])
+    demo = build_app(predictor, examples)
+    launch(demo, predictor, host=args.host, port=args.port, concurrency=args.concurrency,
+           queue_size=args.queue_size, prevent_thread_lock=True)
+    print(f"warming up: compiling the models (a restart loads them from the compilation cache {cache})" if cache
+          else "warming up: compiling the models (no compilation cache)", flush=True)
+    print("the page already answers; a request that comes early waits for the model it needs", flush=True)
+
+    def report(name, seconds, error):
+        print(f"  {name}: {seconds:.1f} s" + (f" (failed: {error}; its requests will compile it)" if error else ""),
+              flush=True)
+
+    seconds = predictor.warm_up(report)
+    print(f"ready: everything compiled and warmed up in {sum(seconds.values()):.1f} s", flush=True)
+    demo.block_thread()
     return 0
 
 

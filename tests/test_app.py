@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import struct
+import threading
 import time
 import zipfile
 import zlib
@@ -37,6 +38,7 @@ from nestgen.models.registry import abstract_params, get_config
 from nestgen.serving import Limits, Predictor
 from nestgen.serving.cards import card
 from nestgen.serving.discriminator import RealScores
+from nestgen.serving.events import UploadRecord
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.inputs import MAX_SEED, read_image
 from nestgen.serving.predictor import ANY_CLASS, PREDICTED
@@ -459,11 +461,23 @@ def test_the_generate_tab_keeps_its_state_in_the_event_that_shows_the_samples(pr
     demo = build_app(predictor, [EXAMPLE], handlers)
     fns = list(demo.fns.values())
     gallery = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "samples")
-    read = {b._id for f in fns if f.name in ("previous", "chosen") for b in f.inputs if b.stateful}
+    read = {b._id for f in fns if f.name in ("previous", "chosen", "pick") for b in f.inputs if b.stateful}
     showing = [(f.name, {b._id for b in f.outputs}) for f in fns if gallery in f.outputs]
-    assert len(read) == 3 and len(showing) == 5  # history, ψ, caption; Generate, Enter, Reuse, the page load, Random
+    # history, ψ, caption, the gallery's files; Generate and Enter (one event), Reuse, the page load, Random
+    assert len(read) == 4 and len(showing) == 4
     assert all(read <= written for _, written in showing), showing
     assert not [f.name for f in fns if gallery in f.inputs]  # no later event reads the samples to keep them
+
+
+def test_outputs_are_output_only_and_downloads_wait_for_their_file(predictor, handlers):
+    """Issue 25 items 3 and 5: no gallery or picture that only shows results offers an upload box, a clear or a
+    delete button; every download button starts greyed out (nothing to download yet)."""
+    demo = build_app(predictor, [EXAMPLE], handlers)
+    shown = [b for b in demo.blocks.values()
+             if isinstance(b, gr.Gallery | gr.Image) and b.data_model is not UploadRecord]
+    assert len(shown) == 10 and all(b.interactive is False for b in shown), [b.label for b in shown if b.interactive]
+    downloads = [b for b in demo.blocks.values() if isinstance(b, gr.DownloadButton)]
+    assert len(downloads) >= 6 and all(b.interactive is False for b in downloads)
 
 
 def test_every_endpoint_through_the_client(client, handlers, uploads):
@@ -680,6 +694,26 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     box.press("Enter")
     page.wait_for_function("t => text('#generate-status').includes(t)",
                            arg="seeds 40–55", timeout=30_000)
+    # Tab out of the seed box generates too; typing a seed and clicking Generate is one request (the box's blur
+    # and the click are one event, run once at a time), and it uses the seed shown (issue 25 item 1)
+    box.fill("7")
+    box.press("Tab")
+    page.wait_for_function("t => text('#generate-status').includes(t)", arg="seeds 7–22", timeout=30_000)
+    joins = []
+    page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    box.fill("23")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function("t => text('#generate-status').includes(t)", arg="seeds 23–38", timeout=30_000)
+    page.wait_for_timeout(1500)  # a second request would have been sent by now
+    assert len(joins) == 1, joins
+    assert box.input_value() == "23"
+    box.fill("40")
+    box.press("Enter")
+    page.wait_for_function("t => text('#generate-status').includes(t)", arg="seeds 40–55", timeout=30_000)
+    # output galleries are output only: no upload box, no clear or delete buttons (issue 25 item 3)
+    assert page.locator("#samples input[type=file]").count() == 0
+    assert page.locator("#samples").get_by_text("Drop Media").count() == 0
+    assert page.locator("#samples").get_by_role("button", name=re.compile("clear|delete|remove", re.I)).count() == 0
     # Random seed, then Reuse last seed goes back to 40
     page.get_by_role("button", name="Random seed").click()
     page.wait_for_function("() => !text('#generate-status').includes('seeds 40–55')",
@@ -695,8 +729,17 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert download.value.suggested_filename == "nestgen-samples-seeds40-55.png"  # no random tail
     assert Image.open(saved).width == 8 * (128 + 4) + 4
 
-    # explain a generated sample: pick the third, the Classify tab opens with its explanation
+    # one sample alone: the first until another is clicked; enlarged to 256 px (whole factor), captioned
+    assert page.locator("#download-sample").inner_text().startswith("Download seed 40")
     page.locator("#samples .thumbnail-item").nth(2).click()
+    page.wait_for_function("() => text('#download-sample').startsWith('Download seed 42')", timeout=10_000)
+    with page.expect_download() as download:
+        page.locator("#download-sample").click()
+    saved = shots / f"download-one-{width}.png"
+    download.value.save_as(saved)
+    assert re.fullmatch(r"nestgen-sample-seed42-\w+\.png", download.value.suggested_filename)
+    assert Image.open(saved).width >= 256
+    # explain a generated sample: the third is selected, the Classify tab opens with its explanation
     page.get_by_role("button", name="Explain this sample with the classifier").click()
     page.wait_for_function("() => text('#summary').includes('Generated as')",
                            timeout=30_000)
@@ -737,10 +780,14 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.wait_for_function("() => text('#summary').includes('one flat colour')", timeout=30_000)
     assert "warning" in text_of(page, "#classify-status")
 
-    # Interpolate: a large animation, the frames inside the page, GIF and MP4 downloads, a status line
+    # Interpolate: opens drawn (no empty tab), a large animation, the frames inside the page, GIF and MP4
+    # downloads, a status line
+    enabled = "sel => !document.querySelector(sel).disabled"
     page.get_by_role("tab", name="Interpolate").click()
-    page.get_by_role("button", name="Interpolate", exact=True).click()
     frames = min(12, LIMITS.max_frames)  # the slider starts at 12 or the server's bound
+    page.wait_for_function(loaded, arg=["#frames", frames], timeout=30_000)
+    page.wait_for_function(enabled, arg="#download-gif", timeout=10_000)
+    page.get_by_role("button", name="Interpolate", exact=True).click()
     page.wait_for_function(loaded, arg=["#frames", frames], timeout=30_000)
     assert page.evaluate(fits, "#frames .grid-wrap") and page.evaluate(fits, "body")
     assert page.locator("#animation img").evaluate("i => i.getBoundingClientRect().width") >= 200
@@ -749,19 +796,23 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.screenshot(path=shots / f"interpolate-{width}.png", full_page=True)
 
     # Level mixing and the class grid
-    page.get_by_role("tab", name="Level mixing").click()
-    page.get_by_role("button", name="Mix levels").click()
+    page.get_by_role("tab", name="Level mixing").click()  # opens drawn
     page.wait_for_function(loaded, arg=["#mixing", 1], timeout=30_000)
     assert "4 × 4 images" in page.locator("#mixing-status").inner_text()
+    page.wait_for_function(enabled, arg="#download-mixing", timeout=10_000)
+    page.get_by_role("button", name="Mix levels").click()
+    page.wait_for_function(loaded, arg=["#mixing", 1], timeout=30_000)
     page.screenshot(path=shots / f"mixing-{width}.png", full_page=True)
-    page.get_by_role("tab", name="Class grid").click()
-    page.get_by_role("button", name="Draw the class × seed grid").click()
+    page.get_by_role("tab", name="Class grid").click()  # opens drawn
     page.wait_for_function(loaded, arg=["#class-grid", 1], timeout=30_000)
     assert "3 classes × 8 seeds" in page.locator("#grid-status").inner_text()
+    page.wait_for_function(enabled, arg="#download-class-grid", timeout=10_000)
     assert page.evaluate(fits, "body")
 
     # Project an upload, then use it as end A of an interpolation
-    page.get_by_role("tab", name="Project").click()
+    page.get_by_role("tab", name="Project").click()  # opens on the first example, projected
+    page.wait_for_function(loaded, arg=["#projection", 1], timeout=60_000)
+    page.wait_for_function("() => text('#project-status').includes('PSNR')", timeout=10_000)
     page.locator("#project-upload input[type=file]").set_input_files(EXAMPLE)
     page.get_by_role("button", name="Project", exact=True).click()
     page.wait_for_function(loaded, arg=["#projection", 1], timeout=60_000)
@@ -817,6 +868,50 @@ def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, t
                                                                          "interpolate", "mixing", "project",
                                                                          "models") for w in (1280, 400))
     print(f"\nbrowser screenshots: {shots}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_page_answers_while_the_models_warm_up(models):
+    """Issue 25 item 2: the page opens before the models are compiled; a banner says what is compiling; the first
+    view's generation waits with a visible status instead of failing, and shows its samples once the generator is
+    warm; the banner goes when everything is. A gate holds the generator's warm-up step open."""
+    from playwright.sync_api import sync_playwright
+
+    predictor = Predictor.load(models.classifier, models.generator, limits=LIMITS)
+    steps, gate = predictor.warm_steps(), threading.Event()
+    predictor.warmth.plan([name for name, _ in steps])
+    demo = build_app(predictor, [EXAMPLE], Handlers(predictor))
+    _, url, _ = launch(demo, predictor, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    (name, call), *rest = steps
+    held = [(name, lambda: (gate.wait(120), call())), *rest]
+    warming = threading.Thread(target=predictor.warmth.run, args=(held,), daemon=True)
+    warming.start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 400, "height": 900})
+            page.add_init_script("window.text = sel => document.querySelector(sel)?.innerText || ''")
+            page.goto(url)
+            page.wait_for_function("() => text('#warm-up').includes('compiling the generator')", timeout=30_000)
+            page.wait_for_function("() => text('#generate-status').includes('warming up')", timeout=30_000)
+            time.sleep(1.5)
+            assert page.locator("#samples img").count() == 0 and "⚠" not in text_of(page, "#generate-status")
+            gate.set()
+            page.wait_for_function("() => text('#generate-status').includes('16 samples, seeds 0–15')",
+                                   timeout=60_000)
+            warming.join(120)
+            page.wait_for_function("() => !document.querySelector('#warm-up') || "
+                                   "document.querySelector('#warm-up').offsetParent === null", timeout=10_000)
+            assert predictor.warmth.ready and not predictor.warmth.failures
+            browser.close()
+    finally:
+        gate.set()
+        demo.close()
 
 
 def test_readme_app_flags_match_app_help():

@@ -122,10 +122,13 @@ class BaseHandlers:
         message = self.errors.get(getattr(request, "session_hash", None))  # kept: several events may fail at once
         return f"⚠ {message}" if message else "⚠ The request failed; see the message in the corner."
 
-    def _need(self, role: str):
+    def _need(self, role: str, progress=None, step: str | None = None):
+        """The loaded service of `role` (gr.Error naming the command that trains one when it is missing), once its
+        warm-up step (`step`, default: the role's name) has compiled; progress hears what the request waits for."""
         service = getattr(self.predictor, role)
         if service is None:
             raise gr.Error(self.predictor.missing.get(role, f"no {role} is loaded"), print_exception=False)
+        self.predictor.warmth.wait(step or role, progress)
         return service
 
     def _file(self, image: np.ndarray | Image.Image, stem: str) -> str:

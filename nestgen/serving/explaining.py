@@ -71,7 +71,7 @@ class ExplainHandlers(BaseHandlers):
     def classify(self, image, target=PREDICTED, progress=gr.Progress()):  # noqa: B008 - Gradio's progress hook
         """upload, target class → status line, top-5, summary, GradCAT panels (path, per-level maps, Grad-CAM),
         the path table in the upload's pixels."""
-        service = self._need("classifier")
+        service = self._need("classifier", progress)
         progress(0, desc="classifying and explaining")
         result = self._call(service.classify, upload(image, service.limits.max_upload_bytes), target)
         e, leaf = result.explanation, result.explanation.leaf
@@ -102,7 +102,7 @@ class ExplainHandlers(BaseHandlers):
     def explain_sample(self, seed, class_value, truncation, progress=gr.Progress()):  # noqa: B008
         """A generated sample (seed, class, ψ) → the sample's file and the classifier's view of it: the outputs of
         `classify`, the summary starting with whether the classifier sees the class it was generated as."""
-        generator, _ = self._need("generator"), self._need("classifier")
+        generator, _ = self._need("generator", progress), self._need("classifier", progress)
         images, seeds, labels = self._call(generator.sample, seed, 1, class_value, truncation)
         path = self._file(images[0], f"sample-seed{seeds[0]}")
         status, label, summary, panels, rows = self.classify(path, PREDICTED, progress)

@@ -5,18 +5,22 @@ reason. The tests call them directly; `ui.py` wires them to the components.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
+from nestgen.data.classes import file_safe
 from nestgen.evaluation.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
 from nestgen.serving.events import BaseHandlers, big, gr, plural, reports_failures, upload
 from nestgen.serving.inputs import MAX_SEED
 from nestgen.serving.predictor import ANY_CLASS
 
 DOWNLOAD_CELL = 128  # pixels of a sample in a downloaded, captioned grid
+ALONE = 256  # pixels (at least) of a sample downloaded alone
 
 
 def level_span(high: int, low: int) -> str:
@@ -32,13 +36,21 @@ def seed_span(seeds: Sequence[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
 
 
+def parse_caption(caption) -> tuple[int, str]:
+    """A gallery caption "seed 42 · cat" (or "seed 42" from an unconditional model) → (42, "cat" or any class)."""
+    match = re.match(r"seed (\d+)(?: · (.+))?$", caption or "")
+    if not match:
+        raise gr.Error("no sample selected yet: generate some first", print_exception=False)
+    return int(match[1]), match[2] or ANY_CLASS
+
+
 class GenerationHandlers(BaseHandlers):
     """Generate, Class grid, Interpolate, Level mixing and Project."""
 
     @reports_failures
     def generate(self, class_value, seed, count, truncation, progress=gr.Progress()):  # noqa: B008 - Gradio's hook
         """class, first seed, count, ψ → gallery captioned "seed · class", the captioned grid PNG, a status line."""
-        service = self._need("generator")
+        service = self._need("generator", progress)
         start = time.perf_counter()
         images, seeds, labels = self._call(service.sample, seed, count, class_value, truncation,
                                            progress=lambda done, total: progress((done, total), unit="images"))
@@ -52,6 +64,18 @@ class GenerationHandlers(BaseHandlers):
         gallery = self._files([(big(im), c) for im, c in zip(images, captions, strict=True)], "sample")
         return gallery, str(grid_file), status
 
+    def sample_alone(self, shown_file: str, caption: str) -> str:
+        """One sample of the gallery (its file, written by `generate`, never a client's path) → a PNG of it alone,
+        enlarged by a whole factor to at least 256 px (nearest-neighbour: each generated pixel stays a square of
+        one colour) and captioned, named after its seed and class (nestgen-sample-seed42-cat.png)."""
+        with Image.open(shown_file) as opened:
+            image = np.asarray(opened.convert("RGB"))  # (S', S', 3): the sample, already enlarged by a whole factor
+        cell = image.shape[1] * max(1, -(-ALONE // image.shape[1]))
+        seed, name = parse_caption(caption)
+        stem = f"nestgen-sample-seed{seed}" + (f"-{file_safe(name, 'class')}" if name != ANY_CLASS else "")
+        picture = captioned_grid(image[None], [caption], columns=1, cell=cell)
+        return str(save_png(picture, self.scratch.path(stem, ".png")))
+
     @reports_failures
     def new_seeds(self, class_value, count, truncation, progress=gr.Progress()):  # noqa: B008
         """A random first seed, and its samples."""
@@ -62,7 +86,7 @@ class GenerationHandlers(BaseHandlers):
     @reports_failures
     def class_grid(self, seed, count, truncation, progress=gr.Progress()):  # noqa: B008
         """first seed, seeds per class, ψ → one row per class (the model card's picture, live), the PNG, status."""
-        service = self._need("generator")
+        service = self._need("generator", progress)
         start = time.perf_counter()
         progress(0, desc="sampling every class")
         images, seeds = self._call(service.class_grid, seed, count, truncation)
@@ -78,7 +102,7 @@ class GenerationHandlers(BaseHandlers):
                     progress=gr.Progress()):  # noqa: B008
         """Two ends (seed, class) — or a projected w for either — → the frames on the straight line between their
         w, a looping GIF, the GIF and an MP4 to download, a status line."""
-        service = self._need("generator")
+        service = self._need("generator", progress, "range of w" if w_a is not None or w_b is not None else None)
         start = time.perf_counter()
         progress(0, desc="interpolating")
         images = self._call(service.interpolate, seed_a, class_a, seed_b, class_b, frames, truncation, w_a, w_b)
@@ -108,7 +132,7 @@ class GenerationHandlers(BaseHandlers):
     def mix_levels(self, coarse, fine, crossover, class_value, truncation, progress=gr.Progress()):  # noqa: B008
         """Coarse seeds (rows), fine seeds (columns), crossover level, class, ψ → the labelled grid, its PNG,
         a status line. Levels ≥ crossover (root included) come from the row's seed, finer levels from the column's."""
-        service = self._need("generator")
+        service = self._need("generator", progress, "level mixing")
         start = time.perf_counter()
         progress(0, desc="mixing levels")
         images, rows, columns, crossover = self._call(service.mix, coarse, fine, crossover, class_value, truncation)
@@ -126,7 +150,7 @@ class GenerationHandlers(BaseHandlers):
     def project(self, image, class_value, steps, progress=gr.Progress()):  # noqa: B008
         """upload, class, steps → target | reconstruction side by side, the projected w (a list, for
         `interpolate`'s w_a / w_b), a status line with the distance."""
-        service = self._need("generator")
+        service = self._need("generator", progress, "projection")
         source = upload(image, service.limits.max_upload_bytes)
         report = lambda done, total: progress((done, total), desc="projecting", unit="steps")  # noqa: E731
         projection, size = self._call(service.project, source, class_value, steps, progress=report)

@@ -12,6 +12,29 @@ from nestgen.serving.predictor import ANY_CLASS
 from nestgen.serving.widgets import SEED_INFO, classes, gr, image_input, on, psi_slider, status_line
 
 
+def first_view(h: Handlers, tab, fn, inputs, outputs, status, shown, downloads=()):
+    """No tab opens empty: when `tab` is selected while its picture (`shown`) is still empty, its handler runs on
+    the tab's current inputs; `downloads` become clickable after each success of the tab's events (`enable`)."""
+    def fill(current, *args, progress=gr.Progress(), request: gr.Request = None):  # noqa: B008
+        if current:  # already drawn: the tab shows what it showed when the visitor left it
+            return (gr.skip(),) * len(outputs)
+        return fn(*args, progress, request)
+
+    event = on(h, tab.select, fill, [shown, *inputs], outputs, status, api_visibility="private")
+    enable(event, downloads)
+    return event
+
+
+def enable(event, downloads) -> None:
+    """Download buttons stay greyed out until the event that fills them has succeeded once."""
+    if downloads:
+        def clickable():  # updates made when the event runs (made here they would be new buttons on the page)
+            updates = [gr.DownloadButton(interactive=True) for _ in downloads]
+            return updates if len(updates) > 1 else updates[0]  # one output takes a value, not a list
+
+        event.success(clickable, None, list(downloads), queue=False, api_visibility="private")
+
+
 def generate_tab(h: Handlers, g, limits):
     """Generate: class, count, ψ, the first-seed slider, Random / Reuse last seed, the captioned gallery, the grid
     download; returns the handles "Explain this sample" and the page-load generation need."""
@@ -27,17 +50,25 @@ def generate_tab(h: Handlers, g, limits):
             reuse = gr.Button("↶ Reuse last seed")
     status = status_line("generate", "Generating the first samples…")
     gallery = gr.Gallery(label="samples (click one to select it)", elem_id="samples", columns=8, format="png",
-                         object_fit="contain", allow_preview=False)
+                         object_fit="contain", allow_preview=False, interactive=False)  # output only
     with gr.Row():
         explain = gr.Button("Explain this sample with the classifier", elem_id="explain-sample")
-        download = gr.DownloadButton("Download grid (PNG, captioned)", value=None, elem_id="download-grid")
-    history, shown, picked = gr.State([]), gr.State(None), gr.State(None)  # seeds generated; ψ shown; caption
-    kept = [history, shown, picked]
+        alone = gr.DownloadButton("Download this sample", value=None, interactive=False, elem_id="download-sample")
+        download = gr.DownloadButton("Download grid (PNG, captioned)", value=None, interactive=False,
+                                     elem_id="download-grid")
+    # seeds generated; ψ shown; the selected sample's caption; the gallery's (file, caption) pairs (server-side)
+    history, shown, picked, files = gr.State([]), gr.State(None), gr.State(None), gr.State([])
+    kept = [history, shown, picked, files, alone, download]
 
-    def remember(first, seeds, truncation, samples):  # after each generation: the seed history, the gallery's ψ,
-        first = int(first)  # and its first sample as the one "Explain this sample" explains until another is clicked
-        caption = samples[0][1] if samples else None
-        return (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:], float(truncation), caption
+    def keep(first, seeds, truncation, samples, grid):  # after each generation: the seed history, the gallery's ψ,
+        first = int(first)  # its files, and its first sample as the one selected until another is clicked
+        seeds = (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:]
+        return (seeds, float(truncation), samples[0][1], samples, _download_alone(samples[0]),
+                gr.DownloadButton(value=grid, interactive=True))
+
+    def _download_alone(sample):
+        path, caption = sample
+        return gr.DownloadButton(f"Download {caption} alone", value=h.sample_alone(path, caption), interactive=True)
 
     # Each generation keeps the tab's state (`kept`) in its own event, written before its samples reach the page:
     # in a separate event after it, a click right after the samples show ("Reuse last seed", "Explain this sample")
@@ -46,39 +77,41 @@ def generate_tab(h: Handlers, g, limits):
     def generate(class_value, seed, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
                  request: gr.Request = None):
         samples, grid, status = h.generate(class_value, seed, count, truncation, progress, request)
-        return samples, grid, status, *remember(seed, seeds, truncation, samples)
+        return samples, status, *keep(seed, seeds, truncation, samples, grid)
 
     def new_seeds(class_value, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
                   request: gr.Request = None):
         first, samples, grid, status = h.new_seeds(class_value, count, truncation, progress, request)
-        return first, samples, grid, status, *remember(first, seeds, truncation, samples)
+        return first, samples, status, *keep(first, seeds, truncation, samples, grid)
 
     generate.__doc__, new_seeds.__doc__ = h.generate.__doc__, h.new_seeds.__doc__  # the API's descriptions
 
-    def previous(seeds, first):
-        if len(seeds) < 2:  # nothing to go back to: say so, keep the seed (the images stay the same)
+    def previous(class_value, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
+                 request: gr.Request = None):  # the seed before the last, generated, in one event (no second
+        if len(seeds) < 2:  # event that could overtake a later one); nothing to go back to: say so, change nothing
             gr.Warning("no earlier seed yet: generate with another seed first", duration=6)
-            return first, seeds
-        return seeds[-2], seeds[:-1]
+            return (gr.skip(),) * (1 + len(outs))
+        return seeds[-2], *generate(class_value, seeds[-2], count, truncation, seeds[:-1], progress, request)
 
-    def pick(event: gr.SelectData):
-        return (event.value or {}).get("caption")
+    def pick(samples, event: gr.SelectData):  # the index into the server's own list, never a client's path
+        if not samples or not 0 <= event.index < len(samples):
+            return gr.skip(), gr.skip()
+        return samples[event.index][1], _download_alone(samples[event.index])
 
-    args, outs = [klass, seed, count, psi, history], [gallery, download, status, *kept]
-    for trigger, name in ((run.click, "generate"), (seed.release, None)):  # Enter blurs the box: a release (JS)
-        on(h, trigger, generate, args, outs, status, api_name=name or False,
-           api_visibility="public" if name else "private")
+    args, outs = [klass, seed, count, psi, history], [gallery, status, *kept]
+    # the button and the seed box (a release of the slider, or Enter / Tab in its number box: JS) are one event
+    # that runs once at a time: typing a seed and clicking Generate blurs the box first, which would be a 2nd request
+    on(h, [run.click, seed.release], generate, args, outs, status, api_name="generate", trigger_mode="once")
     on(h, new.click, new_seeds, [klass, count, psi, history], [seed, *outs], status, api_name="new_seeds")
-    back = reuse.click(previous, [history, seed], [seed, history], api_visibility="private")
-    on(h, back.success, generate, args, outs, status, api_visibility="private")
-    gallery.select(pick, None, picked, api_visibility="private", queue=False)
+    on(h, reuse.click, previous, [klass, count, psi, history], [seed, *outs], status, api_visibility="private")
+    gallery.select(pick, files, [picked, alone], api_visibility="private", queue=False)
 
     return SimpleNamespace(explain=explain, picked=picked, shown=shown, load=(generate, args, outs),
                            status=status)
 
 
-def class_grid_tab(h: Handlers, g, limits) -> None:
-    """Class grid: every class × the same seeds, labelled."""
+def class_grid_tab(h: Handlers, g, limits, tab) -> None:
+    """Class grid: every class × the same seeds, labelled; drawn when the tab is first opened."""
     gr.Markdown("Every class in a row, the same seeds in every column: what the model card shows, live.")
     with gr.Row():
         seed = gr.Number(0, label="first seed", precision=0, minimum=0, maximum=MAX_SEED)
@@ -86,16 +119,20 @@ def class_grid_tab(h: Handlers, g, limits) -> None:
         psi = psi_slider(limits)
     run = gr.Button("Draw the class × seed grid", variant="primary")
     status = status_line("grid")
+    # the picture labels its rows and columns
     picture = gr.Image(label="classes × seeds", elem_id="class-grid", format="png", buttons=["fullscreen"],
-                       show_label=False)  # the picture labels its rows and columns
-    download = gr.DownloadButton("Download grid (PNG)", value=None)
+                       show_label=False, interactive=False)
+    download = gr.DownloadButton("Download grid (PNG)", value=None, interactive=False, elem_id="download-class-grid")
+    inputs, outputs = [seed, count, psi], [picture, download, status]
     for trigger, name in ((run.click, "class_grid"), (seed.submit, None)):
-        on(h, trigger, h.class_grid, [seed, count, psi], [picture, download, status], status,
-            api_name=name or False, api_visibility="public" if name else "private")
+        enable(on(h, trigger, h.class_grid, inputs, outputs, status, api_name=name or False,
+                  api_visibility="public" if name else "private"), [download])
+    first_view(h, tab, h.class_grid, inputs, outputs, status, picture, [download])
 
 
-def interpolate_tab(h: Handlers, g, limits):
-    """Interpolate: two ends (seed, class, or a projected w) → frames, GIF, MP4; returns the ends' widgets."""
+def interpolate_tab(h: Handlers, g, limits, tab):
+    """Interpolate: two ends (seed, class, or a projected w) → frames, GIF, MP4 (drawn when the tab is first
+    opened); returns the ends' widgets."""
     ends = []
     with gr.Row():
         for end in ("A", "B"):
@@ -114,25 +151,28 @@ def interpolate_tab(h: Handlers, g, limits):
     status = status_line("interpolate")
     with gr.Row():
         gif = gr.Image(label="animation (GIF, plays forward and back)", type="filepath", elem_id="animation",
-                       height=300, buttons=["fullscreen"], scale=1, min_width=260)
+                       height=300, buttons=["fullscreen"], scale=1, min_width=260, interactive=False)
         with gr.Column(scale=2, min_width=260):
-            frames_out = gr.Gallery(label="frames", elem_id="frames", columns=6, format="png", allow_preview=False)
+            frames_out = gr.Gallery(label="frames", elem_id="frames", columns=6, format="png", allow_preview=False,
+                                    interactive=False)
             with gr.Row():
-                gif_file = gr.DownloadButton("Download GIF", value=None)
-                mp4_file = gr.DownloadButton("Download MP4", value=None)
+                gif_file = gr.DownloadButton("Download GIF", value=None, interactive=False, elem_id="download-gif")
+                mp4_file = gr.DownloadButton("Download MP4", value=None, interactive=False)
     (seed_a, class_a, _, _, w_a), (seed_b, class_b, _, _, w_b) = ends
     for seed, klass, note, clear, w in ends:  # back from a projected end to its seed and class
         clear.click(lambda: (None, "", gr.Button(visible=False), gr.Number(interactive=True),
                              gr.Dropdown(interactive=True)), None, [w, note, clear, seed, klass], queue=False,
                     api_visibility="private")
     inputs = [seed_a, class_a, seed_b, class_b, frames, psi, w_a, w_b]
-    on(h, run.click, h.interpolate, inputs, [frames_out, gif, gif_file, mp4_file, status], status,
-        api_name="interpolate")
+    outputs = [frames_out, gif, gif_file, mp4_file, status]
+    enable(on(h, run.click, h.interpolate, inputs, outputs, status, api_name="interpolate"), [gif_file, mp4_file])
+    first_view(h, tab, h.interpolate, inputs, outputs, status, gif, [gif_file, mp4_file])
     return ends
 
 
-def mixing_tab(h: Handlers, g, limits) -> None:
-    """Level mixing: row seeds for the coarse levels × column seeds for the fine levels, at a crossover level."""
+def mixing_tab(h: Handlers, g, limits, tab) -> None:
+    """Level mixing: row seeds for the coarse levels × column seeds for the fine levels, at a crossover level;
+    drawn when the tab is first opened."""
     top = g.num_levels - 1
     gr.Markdown(f"Level mixing, the block tree's style mixing: the generator expands one root block (level {top}) "
                 "into finer and finer blocks (level 0: pixels). Each image takes the coarse levels (≥ crossover: "
@@ -148,22 +188,26 @@ def mixing_tab(h: Handlers, g, limits) -> None:
         psi = psi_slider(limits)
     run = gr.Button("Mix levels", variant="primary")
     status = status_line("mixing")
+    # the picture labels its rows and columns
     picture = gr.Image(label="rows: coarse seed · columns: fine seed", elem_id="mixing", format="png",
-                       buttons=["fullscreen"], show_label=False)  # the picture labels its rows and columns
-    download = gr.DownloadButton("Download grid (PNG)", value=None)
+                       buttons=["fullscreen"], show_label=False, interactive=False)
+    download = gr.DownloadButton("Download grid (PNG)", value=None, interactive=False, elem_id="download-mixing")
+    inputs, outputs = [coarse, fine, crossover, klass, psi], [picture, download, status]
     for trigger, name in ((run.click, "mix_levels"), (coarse.submit, None), (fine.submit, None)):
-        on(h, trigger, h.mix_levels, [coarse, fine, crossover, klass, psi], [picture, download, status], status,
-            api_name=name or False, api_visibility="public" if name else "private")
+        enable(on(h, trigger, h.mix_levels, inputs, outputs, status, api_name=name or False,
+                  api_visibility="public" if name else "private"), [download])
+    first_view(h, tab, h.mix_levels, inputs, outputs, status, picture, [download])
 
 
-def project_tab(h: Handlers, g, limits, tabs, ends) -> None:
-    """Project: an upload → the closest w, usable as an end of the interpolation (`ends`)."""
+def project_tab(h: Handlers, g, limits, tabs, ends, tab, example=None) -> None:
+    """Project: an upload → the closest w, usable as an end of the interpolation (`ends`); opens on `example`
+    (an image file), projected when the tab is first opened."""
     gr.Markdown("Find the generator's latent w that reconstructs an uploaded image (the generator sees it at "
                 f"{g.sampler.config.image_size}×{g.sampler.config.image_size}); then use it as an end of an "
                 "interpolation.")
     with gr.Row():
         with gr.Column():
-            image = image_input("image to project", 260, "project-upload")
+            image = image_input("image to project", 260, "project-upload", example)
             klass = classes(g.class_choices(), ANY_CLASS, "class", g.conditional,
                              "“any”: try every class's average w and keep the best start")
             steps = gr.Slider(g.projector.chunk, limits.max_projection_steps, g.projector.steps, step=g.projector.chunk,
@@ -171,13 +215,14 @@ def project_tab(h: Handlers, g, limits, tabs, ends) -> None:
             run = gr.Button("Project", variant="primary")
         with gr.Column():
             status = status_line("project")
-            result = gr.Image(label="target | reconstruction", elem_id="projection", format="png")
+            result = gr.Image(label="target | reconstruction", elem_id="projection", format="png", interactive=False)
             w = gr.JSON(None, visible=False, label="projected w")
             with gr.Row():
                 use = [gr.Button(f"Use as interpolation end {end}", interactive=False) for end in ("A", "B")]
-    event = on(h, run.click, h.project, [image, klass, steps], [result, w, status], status, [result, w],
-               api_name="project")
-    event.success(lambda: [gr.Button(interactive=True)] * 2, None, use, queue=False, api_visibility="private")
+    inputs, outputs = [image, klass, steps], [result, w, status]
+    for event in (on(h, run.click, h.project, inputs, outputs, status, [result, w], api_name="project"),
+                  first_view(h, tab, h.project, inputs, outputs, status, result)):
+        event.success(lambda: [gr.Button(interactive=True)] * 2, None, use, queue=False, api_visibility="private")
     for button, (seed, klass, note, clear, w_end), end in zip(use, ends, ("A", "B"), strict=True):
         button.click(lambda value, end=end: (value, f"**End {end}: the projected image** (its w replaces seed "
                                              f"{end} and class {end})", gr.Button(visible=True),

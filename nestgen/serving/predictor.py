@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from pathlib import Path
 
 import jax
@@ -36,6 +35,7 @@ from nestgen.serving.inputs import (
     parse_seeds,
     read_image,
 )
+from nestgen.serving.warmup import WarmUp
 
 ANY_CLASS = "any"
 PREDICTED = "(predicted)"
@@ -242,6 +242,7 @@ class Predictor:
     discriminator: DiscriminatorService | None = None
     missing: dict[str, str] = dataclasses.field(default_factory=dict)
     limits: Limits = dataclasses.field(default_factory=Limits)
+    warmth: WarmUp = dataclasses.field(default_factory=WarmUp)  # the warm-up's progress (requests wait on it)
 
     @classmethod
     def load(cls, classifier: str | Path | None = None, generator: str | Path | None = None,
@@ -273,21 +274,25 @@ class Predictor:
             predictor.discriminator = DiscriminatorService(d_ckpt, limits, found.get("generator"))
         return predictor
 
-    def warm_up(self) -> dict[str, float]:
-        """Run every model function once (compiling it), so the first click is as fast as the next; seconds each."""
-        seconds, blank = {}, Image.new("RGB", (8, 8), (127, 127, 127))
-        for name, service, call in (
-                ("classifier", self.classifier, lambda s: s.classify(blank)),
-                ("generator", self.generator, lambda s: s.sample(0, 1)),
-                ("level mixing", self.generator, lambda s: s.mix("0", "1", 1)),
-                ("projection", self.generator, lambda s: s.projector.warm_up()),
-                ("range of w", self.generator, lambda s: s.w_range),
-                ("discriminator", self.discriminator, lambda s: s.explain(blank, s.class_names[0]))):
-            if service is not None:
-                start = time.perf_counter()
-                call(service)
-                seconds[name] = time.perf_counter() - start
-        return seconds
+    def warm_steps(self) -> list[tuple[str, object]]:
+        """(step name, call) for every model function of the loaded models, in the order the first clicks need
+        them (the page's first view generates samples); each call compiles its function (`warmup.WarmUp`)."""
+        blank = Image.new("RGB", (8, 8), (127, 127, 127))
+        g, c, d = self.generator, self.classifier, self.discriminator
+        steps = [("generator", g and (lambda: g.sample(0, 1))), ("classifier", c and (lambda: c.classify(blank))),
+                 ("level mixing", g and (lambda: g.mix("0", "1", 1))),
+                 ("projection", g and (lambda: g.projector.warm_up())), ("range of w", g and (lambda: g.w_range)),
+                 ("discriminator", d and (lambda: d.explain(blank, d.class_names[0])))]
+        return [(name, call) for name, call in steps if call]
+
+    def warm_up(self, report=None) -> dict[str, float]:
+        """Run every model function once (compiling it), so the first click is as fast as the next → seconds per
+        step. Requests that arrive meanwhile wait for the step they need (`self.warmth`); report(name, seconds,
+        error or None) after each step (app.py prints it)."""
+        steps = self.warm_steps()
+        if not self.warmth.planned:
+            self.warmth.plan([name for name, _ in steps])
+        return self.warmth.run(steps, report)
 
     def checkpoints(self) -> list[tuple[str, Checkpoint]]:
         services = (("Classifier", self.classifier), ("Generator", self.generator),

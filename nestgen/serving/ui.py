@@ -7,13 +7,13 @@ missing shows the command that produces one instead of its controls.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from nestgen.serving import require_gradio
 from nestgen.serving.cards import card_files, model_cards
 from nestgen.serving.explaining import PATH_HEADERS, legend_html
+from nestgen.serving.generating import parse_caption
 from nestgen.serving.generation_tabs import class_grid_tab, generate_tab, interpolate_tab, mixing_tab, project_tab
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.inputs import MAX_SEED
@@ -37,10 +37,7 @@ def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
     image, target, outputs, status = classify
 
     def chosen(caption, truncation):  # the selected sample's seed and class ("seed 42 · cat"), and its ψ
-        match = re.match(r"seed (\d+)(?: · (.+))?$", caption or "")
-        if not match:
-            raise gr.Error("no sample to explain yet: generate some first", print_exception=False)
-        return int(match[1]), match[2] or ANY_CLASS, truncation
+        return *parse_caption(caption), truncation
 
     # the chosen sample's seed, class and ψ: hidden components (not State), so the API takes them as arguments
     sample = (gr.Number(0, precision=0, visible=False, label="seed"), gr.Textbox(ANY_CLASS, visible=False,
@@ -59,7 +56,7 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
     label = gr.Label(num_top_classes=5, label="top-5", elem_id="top5", render=False)
     summary = gr.Markdown(elem_id="summary", render=False)
     panels = gr.Gallery(label="GradCAT: the path, each level's block scores, and Grad-CAM", elem_id="gradcat",
-                        columns=4, format="png", object_fit="contain", render=False)
+                        columns=4, format="png", object_fit="contain", render=False, interactive=False)
     path = gr.Dataframe(headers=PATH_HEADERS, label="the path, root → leaf (boxes in your image's pixels; "
                         "bottom/right exclusive)", interactive=False, elem_id="path-table", wrap=True, render=False)
     outputs = [label, summary, panels, path]
@@ -101,9 +98,9 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
     status = status_line("discriminator")
     summary = gr.Markdown()
     with gr.Row():
-        fake = gr.Image(label="most fake-looking path", format="png", height=256)
-        real = gr.Image(label="most real-looking path", format="png", height=256)
-    maps = gr.Gallery(label="per level: bright = pushes toward fake", columns=4, format="png")
+        fake = gr.Image(label="most fake-looking path", format="png", height=256, interactive=False)
+        real = gr.Image(label="most real-looking path", format="png", height=256, interactive=False)
+    maps = gr.Gallery(label="per level: bright = pushes toward fake", columns=4, format="png", interactive=False)
     path = gr.Dataframe(headers=PATH_HEADERS, label="fake path (boxes in your image's pixels)", interactive=False,
                         wrap=True)
     if can_sample:
@@ -111,6 +108,20 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
             api_name="discriminator_sample")
     on(h, run.click, h.explain_discriminator, [image, klass], [summary, fake, real, maps, path], status,
         [summary, fake, real, maps, path], api_name="explain_discriminator")
+
+
+def _warm_up_banner(predictor: Predictor) -> None:
+    """While the models compile (app.py serves the page first), a line that says what is compiling and what is
+    done, refreshed every second, hidden once everything is warm (`warmup.WarmUp`)."""
+    warmth = predictor.warmth
+    banner = gr.Markdown(warmth.banner(), visible=not warmth.ready, elem_id="warm-up", elem_classes=["status"])
+    timer = gr.Timer(1.0, active=not warmth.ready)
+
+    def tick():
+        text = warmth.banner()
+        return gr.Markdown(text, visible=bool(text)), gr.Timer(active=bool(text))
+
+    timer.tick(tick, None, [banner, timer], queue=False, api_visibility="private", show_progress="hidden")
 
 
 def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handlers: Handlers | None = None):
@@ -121,6 +132,7 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
         gr.Markdown("# nestgen: NesT image models\nSample the NesT generator, mix its levels, project images into "
                     "it, classify images and explain the decision with GradCAT (the nested blocks of the "
                     "hierarchy that support the class).")
+        _warm_up_banner(predictor)
         with gr.Tabs(overflow_behavior="wrap") as tabs:
             generate = classify = None
             if g is None:  # one tab says how to get a generator; its other tabs would say the same
@@ -129,14 +141,14 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
             else:
                 with gr.Tab("Generate", id="generate"):
                     generate = generate_tab(h, g, predictor.limits)
-                with gr.Tab("Class grid", id="class-grid", visible=g.conditional):
-                    class_grid_tab(h, g, predictor.limits)
-                with gr.Tab("Interpolate", id="interpolate"):
-                    ends = interpolate_tab(h, g, predictor.limits)
-                with gr.Tab("Level mixing", id="mixing"):
-                    mixing_tab(h, g, predictor.limits)
-                with gr.Tab("Project", id="project"):
-                    project_tab(h, g, predictor.limits, tabs, ends)
+                with gr.Tab("Class grid", id="class-grid", visible=g.conditional) as tab:
+                    class_grid_tab(h, g, predictor.limits, tab)
+                with gr.Tab("Interpolate", id="interpolate") as tab:
+                    ends = interpolate_tab(h, g, predictor.limits, tab)
+                with gr.Tab("Level mixing", id="mixing") as tab:
+                    mixing_tab(h, g, predictor.limits, tab)
+                with gr.Tab("Project", id="project") as tab:
+                    project_tab(h, g, predictor.limits, tabs, ends, tab, examples[0] if examples else None)
             with gr.Tab("Classify & explain", id="classify"):
                 if c is None:
                     missing(predictor, "classifier")

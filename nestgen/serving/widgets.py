@@ -23,10 +23,11 @@ def classes(choices: list[str], value: str, label: str, visible: bool = True, in
                        info=info)
 
 
-def image_input(label: str, height: int, elem_id: str | None = None):
-    """An image to upload or paste; whatever a client sends for it reaches the handler (`events.UploadRecord`)."""
-    image = gr.Image(label=label, elem_id=elem_id, type="filepath", sources=["upload", "clipboard"], format="png",
-                     height=height)
+def image_input(label: str, height: int, elem_id: str | None = None, value=None):
+    """An image to upload or paste (`value`: a file it opens with); whatever a client sends for it reaches the
+    handler (`events.UploadRecord`)."""
+    image = gr.Image(value and str(value), label=label, elem_id=elem_id, type="filepath",
+                     sources=["upload", "clipboard"], format="png", height=height)
     image.data_model = UploadRecord  # Gradio validates input values with the component's data model
     return image
 
@@ -40,14 +41,16 @@ def psi_slider(limits):
 
 
 def on(h: Handlers, trigger, fn, inputs, outputs, status, clear=(), **kwargs):
-    """One event: the handler receives the values as the client sent them (Gradio's preprocessing off, so no
-    value fails inside Gradio with its generic message: nestgen's checks in `inputs.py` name every argument and
-    what it allows); progress and failures on the tab's status line (the outputs keep their labels and values);
-    a failure empties the `clear` outputs, results that belong to an earlier input (e.g. another upload's)."""
+    """One event (`trigger`: a listener such as `button.click`, or a list of them for one shared event): the
+    handler receives the values as the client sent them (Gradio's preprocessing off, so no value fails inside
+    Gradio with its generic message: nestgen's checks in `inputs.py` name every argument and what it allows);
+    progress and failures on the tab's status line (the outputs keep their labels and values); a failure empties
+    the `clear` outputs, results that belong to an earlier input (e.g. another upload's)."""
     def failed(request: gr.Request):
         return (h.last_error(request), *[None] * len(clear)) if clear else h.last_error(request)
 
-    event = trigger(fn, inputs, outputs, show_progress_on=[status], preprocess=False, **kwargs)
+    listen = (lambda *a, **k: gr.on(trigger, *a, **k)) if isinstance(trigger, list) else trigger  # one or several
+    event = listen(fn, inputs, outputs, show_progress_on=[status], preprocess=False, **kwargs)
     event.failure(failed, None, [status, *clear], api_visibility="private", queue=False)
     return event
 
