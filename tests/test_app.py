@@ -662,7 +662,7 @@ def text_of(page, selector: str) -> str:
     return page.locator(selector).inner_text()
 
 
-def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: list[str]) -> None:
+def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: list[str], top_url: str) -> None:
     """One pass over the app at one viewport width, asserting what a visitor sees (see the issue's list)."""
     # n images of `sel` have loaded; one that has not is scrolled to, as a visitor would (galleries load lazily)
     loaded = ("([sel, n]) => { const imgs = [...document.querySelectorAll(sel + ' img')];"
@@ -834,6 +834,31 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.screenshot(path=shots / f"models-{width}.png", full_page=True)
     assert not errors, errors
 
+    # links reproduce a view (issue 25): the settings of a link are applied before the tab draws, the address
+    # bar follows every change, "Copy link" copies it, a value that does not fit is named and left out
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(top_url + "?tab=generate&seed=123&class=green&psi=0.7&count=4")
+    page.wait_for_function("() => text('#generate-status').includes('4 samples, seeds 123–126, class green, "
+                           "ψ = 0.7')", timeout=60_000)
+    box = page.locator("#seed input[type=number]")
+    box.fill("300")
+    box.press("Enter")
+    page.wait_for_function("() => text('#generate-status').includes('seeds 300–303')", timeout=30_000)
+    assert page.url.endswith("?tab=generate&seed=300&class=green&count=4&psi=0.7"), page.url
+    page.get_by_role("tab", name="Class grid").click()
+    page.wait_for_function("() => location.search.startsWith('?tab=class-grid&seed=0&count=8')", timeout=10_000)
+    page.get_by_role("button", name="Copy link").click()
+    page.wait_for_function("() => text('#copy-link').includes('Link copied')", timeout=5_000)
+    assert page.evaluate("navigator.clipboard.readText()") == page.url
+    page.goto(top_url + "?tab=class-grid&seed=5&count=2&psi=0.5")
+    page.wait_for_function("() => text('#grid-status').includes('3 classes × 2 seeds (seeds 5–6), ψ = 0.5')",
+                           timeout=60_000)
+    page.goto(top_url + "?tab=mixing&crossover=9&coarse=1,2&bogus=1")
+    page.wait_for_function("() => text('#mixing-status').includes('2 × 4 images')", timeout=60_000)
+    page.get_by_text("crossover='9': must be a whole number from 1 to 2").first.wait_for(timeout=10_000)
+    page.get_by_text("'bogus' is not a setting of the mixing tab").first.wait_for(timeout=10_000)
+    page.screenshot(path=shots / f"link-{width}.png", full_page=True)
+
 
 def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, tmp_path_factory, tmp_path):
     """Every fixed item and new feature of the app in Chromium at 1280 and 400 px; screenshots kept as artefacts
@@ -856,7 +881,7 @@ def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, t
                     if "/gradio_api/file=" in r.url else None)
             page.goto(server)
             try:
-                _browser_checks(page, width, shots, top, uploads, errors)
+                _browser_checks(page, width, shots, top, uploads, errors, server)
             except Exception:
                 page.screenshot(path=shots / f"FAILED-{width}.png", full_page=True)  # what the visitor saw
                 raise

@@ -12,15 +12,16 @@ from nestgen.serving.predictor import ANY_CLASS
 from nestgen.serving.widgets import SEED_INFO, classes, gr, image_input, on, psi_slider, status_line
 
 
-def first_view(h: Handlers, tab, fn, inputs, outputs, status, shown, downloads=()):
-    """No tab opens empty: when `tab` is selected while its picture (`shown`) is still empty, its handler runs on
-    the tab's current inputs; `downloads` become clickable after each success of the tab's events (`enable`)."""
-    def fill(current, *args, progress=gr.Progress(), request: gr.Request = None):  # noqa: B008
-        if current:  # already drawn: the tab shows what it showed when the visitor left it
+def first_view(h: Handlers, page, tab: str, fn, inputs, outputs, status, shown, downloads=()):
+    """No tab opens empty: when tab `tab` is opened (by a click, or by a link: `page.opened` changes to its id)
+    while its picture (`shown`) is still empty, its handler runs on the tab's current inputs; `downloads` become
+    clickable after each success of the tab's events (`enable`)."""
+    def fill(opened, current, *args, progress=gr.Progress(), request: gr.Request = None):  # noqa: B008
+        if opened != tab or current:  # another tab, or already drawn: it shows what it showed when last seen
             return (gr.skip(),) * len(outputs)
         return fn(*args, progress, request)
 
-    event = on(h, tab.select, fill, [shown, *inputs], outputs, status, api_visibility="private")
+    event = on(h, page.opened.change, fill, [page.opened, shown, *inputs], outputs, status, api_visibility="private")
     enable(event, downloads)
     return event
 
@@ -35,7 +36,7 @@ def enable(event, downloads) -> None:
         event.success(clickable, None, list(downloads), queue=False, api_visibility="private")
 
 
-def generate_tab(h: Handlers, g, limits):
+def generate_tab(h: Handlers, g, limits, page):
     """Generate: class, count, ψ, the first-seed slider, Random / Reuse last seed, the captioned gallery, the grid
     download; returns the handles "Explain this sample" and the page-load generation need."""
     with gr.Row():
@@ -98,6 +99,7 @@ def generate_tab(h: Handlers, g, limits):
             return gr.skip(), gr.skip()
         return samples[event.index][1], _download_alone(samples[event.index])
 
+    page.links.add("generate", seed=seed, **{"class": klass}, count=count, psi=psi)
     args, outs = [klass, seed, count, psi, history], [gallery, status, *kept]
     # the button and the seed box (a release of the slider, or Enter / Tab in its number box: JS) are one event
     # that runs once at a time: typing a seed and clicking Generate blurs the box first, which would be a 2nd request
@@ -110,7 +112,7 @@ def generate_tab(h: Handlers, g, limits):
                            status=status)
 
 
-def class_grid_tab(h: Handlers, g, limits, tab) -> None:
+def class_grid_tab(h: Handlers, g, limits, page) -> None:
     """Class grid: every class × the same seeds, labelled; drawn when the tab is first opened."""
     gr.Markdown("Every class in a row, the same seeds in every column: what the model card shows, live.")
     with gr.Row():
@@ -127,10 +129,11 @@ def class_grid_tab(h: Handlers, g, limits, tab) -> None:
     for trigger, name in ((run.click, "class_grid"), (seed.submit, None)):
         enable(on(h, trigger, h.class_grid, inputs, outputs, status, api_name=name or False,
                   api_visibility="public" if name else "private"), [download])
-    first_view(h, tab, h.class_grid, inputs, outputs, status, picture, [download])
+    page.links.add("class-grid", seed=seed, count=count, psi=psi)
+    first_view(h, page, "class-grid", h.class_grid, inputs, outputs, status, picture, [download])
 
 
-def interpolate_tab(h: Handlers, g, limits, tab):
+def interpolate_tab(h: Handlers, g, limits, page):
     """Interpolate: two ends (seed, class, or a projected w) → frames, GIF, MP4 (drawn when the tab is first
     opened); returns the ends' widgets."""
     ends = []
@@ -166,11 +169,13 @@ def interpolate_tab(h: Handlers, g, limits, tab):
     inputs = [seed_a, class_a, seed_b, class_b, frames, psi, w_a, w_b]
     outputs = [frames_out, gif, gif_file, mp4_file, status]
     enable(on(h, run.click, h.interpolate, inputs, outputs, status, api_name="interpolate"), [gif_file, mp4_file])
-    first_view(h, tab, h.interpolate, inputs, outputs, status, gif, [gif_file, mp4_file])
+    page.links.add("interpolate", seed_a=seed_a, class_a=class_a, seed_b=seed_b, class_b=class_b, frames=frames,
+                   psi=psi)  # a projected end is no link's
+    first_view(h, page, "interpolate", h.interpolate, inputs, outputs, status, gif, [gif_file, mp4_file])
     return ends
 
 
-def mixing_tab(h: Handlers, g, limits, tab) -> None:
+def mixing_tab(h: Handlers, g, limits, page) -> None:
     """Level mixing: row seeds for the coarse levels × column seeds for the fine levels, at a crossover level;
     drawn when the tab is first opened."""
     top = g.num_levels - 1
@@ -196,10 +201,11 @@ def mixing_tab(h: Handlers, g, limits, tab) -> None:
     for trigger, name in ((run.click, "mix_levels"), (coarse.submit, None), (fine.submit, None)):
         enable(on(h, trigger, h.mix_levels, inputs, outputs, status, api_name=name or False,
                   api_visibility="public" if name else "private"), [download])
-    first_view(h, tab, h.mix_levels, inputs, outputs, status, picture, [download])
+    page.links.add("mixing", coarse=coarse, fine=fine, crossover=crossover, **{"class": klass}, psi=psi)
+    first_view(h, page, "mixing", h.mix_levels, inputs, outputs, status, picture, [download])
 
 
-def project_tab(h: Handlers, g, limits, tabs, ends, tab, example=None) -> None:
+def project_tab(h: Handlers, g, limits, tabs, ends, page, example=None) -> None:
     """Project: an upload → the closest w, usable as an end of the interpolation (`ends`); opens on `example`
     (an image file), projected when the tab is first opened."""
     gr.Markdown("Find the generator's latent w that reconstructs an uploaded image (the generator sees it at "
@@ -220,8 +226,9 @@ def project_tab(h: Handlers, g, limits, tabs, ends, tab, example=None) -> None:
             with gr.Row():
                 use = [gr.Button(f"Use as interpolation end {end}", interactive=False) for end in ("A", "B")]
     inputs, outputs = [image, klass, steps], [result, w, status]
+    page.links.add("project", **{"class": klass}, steps=steps)  # the upload is no link's
     for event in (on(h, run.click, h.project, inputs, outputs, status, [result, w], api_name="project"),
-                  first_view(h, tab, h.project, inputs, outputs, status, result)):
+                  first_view(h, page, "project", h.project, inputs, outputs, status, result)):
         event.success(lambda: [gr.Button(interactive=True)] * 2, None, use, queue=False, api_visibility="private")
     for button, (seed, klass, note, clear, w_end), end in zip(use, ends, ("A", "B"), strict=True):
         button.click(lambda value, end=end: (value, f"**End {end}: the projected image** (its w replaces seed "

@@ -7,8 +7,10 @@ missing shows the command that produces one instead of its controls.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from nestgen.serving import require_gradio
 from nestgen.serving.cards import card_files, model_cards
@@ -17,6 +19,7 @@ from nestgen.serving.generating import parse_caption
 from nestgen.serving.generation_tabs import class_grid_tab, generate_tab, interpolate_tab, mixing_tab, project_tab
 from nestgen.serving.handlers import Handlers
 from nestgen.serving.inputs import MAX_SEED
+from nestgen.serving.links import Links
 from nestgen.serving.predictor import ANY_CLASS, PREDICTED, Predictor
 from nestgen.serving.widgets import classes, image_input, missing, on, status_line
 
@@ -85,7 +88,7 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
     return image, target, outputs, status
 
 
-def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
+def _discriminator_tab(h: Handlers, d, can_sample: bool, page) -> None:
     gr.Markdown("GradCAT on the NesT discriminator: which blocks make the image look fake (bright in the maps) "
                 "and which look real.")
     with gr.Row():
@@ -103,6 +106,7 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool) -> None:
     maps = gr.Gallery(label="per level: bright = pushes toward fake", columns=4, format="png", interactive=False)
     path = gr.Dataframe(headers=PATH_HEADERS, label="fake path (boxes in your image's pixels)", interactive=False,
                         wrap=True)
+    page.links.add("discriminator", **{"class": klass}, seed=seed)
     if can_sample:
         on(h, sample.click, h.discriminator_sample, [seed, klass], [image, klass], status,
             api_name="discriminator_sample")
@@ -124,15 +128,44 @@ def _warm_up_banner(predictor: Predictor) -> None:
     timer.tick(tick, None, [banner, timer], queue=False, api_visibility="private", show_progress="hidden")
 
 
+def _links(h: Handlers, demo, page, tabs):
+    """The page URL holds the open tab and its settings (`links.py`): a visit applies its link (→ the event, for
+    what follows it), every change rewrites the address bar, "Copy link" copies it."""
+    links = page.links
+
+    def apply(request: gr.Request):
+        query = dict(getattr(request, "query_params", None) or {})
+        tab, values, problems = links.apply(query, "generate")
+        for problem in problems:
+            gr.Warning(f"link: {problem}; left as it was", duration=12)
+        return gr.Tabs(selected=tab), tab, *values
+
+    # the tab opens once its settings are in place (set with the tab, its first view would use the old ones);
+    # queued, so the warnings reach the page
+    linked = gr.Textbox("generate", visible=False)
+    opened = demo.load(apply, None, [tabs, linked, *links.widgets], api_visibility="private")
+    opened = opened.then(None, linked, page.opened, js="(tab) => tab", queue=False, api_visibility="private")
+    watched = [page.opened, *links.widgets]
+    gr.on([w.change for w in watched], None, watched, None, js=links.script(copy=False), queue=False,
+          api_visibility="private")
+    page.copy.click(None, watched, None, js=links.script(copy=True), queue=False, api_visibility="private")
+    return opened
+
+
 def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handlers: Handlers | None = None):
     """The Blocks of the app for the loaded models; examples are image files offered on the Classify tab."""
     h = handlers or Handlers(predictor)
     g, c, d = predictor.generator, predictor.classifier, predictor.discriminator
     with gr.Blocks(title="nestgen", delete_cache=(1800, 3600)) as demo:  # Gradio's cache: files older than 1 h go
-        gr.Markdown("# nestgen: NesT image models\nSample the NesT generator, mix its levels, project images into "
-                    "it, classify images and explain the decision with GradCAT (the nested blocks of the "
-                    "hierarchy that support the class).")
+        with gr.Row(equal_height=True):
+            gr.Markdown("# nestgen: NesT image models\nSample the NesT generator, mix its levels, project images "
+                        "into it, classify images and explain the decision with GradCAT (the nested blocks of the "
+                        "hierarchy that support the class).")
+            copy = gr.Button("🔗 Copy link", size="sm", elem_id="copy-link", scale=0, min_width=120)
         _warm_up_banner(predictor)
+        # the open tab's id (a tab's click or a link sets it; the tabs draw themselves when it becomes theirs)
+        page = SimpleNamespace(opened=gr.Textbox("generate", visible=False, elem_id="opened-tab"), links=Links(),
+                               copy=copy)
         with gr.Tabs(overflow_behavior="wrap") as tabs:
             generate = classify = None
             if g is None:  # one tab says how to get a generator; its other tabs would say the same
@@ -140,30 +173,36 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
                     missing(predictor, "generator")
             else:
                 with gr.Tab("Generate", id="generate"):
-                    generate = generate_tab(h, g, predictor.limits)
-                with gr.Tab("Class grid", id="class-grid", visible=g.conditional) as tab:
-                    class_grid_tab(h, g, predictor.limits, tab)
-                with gr.Tab("Interpolate", id="interpolate") as tab:
-                    ends = interpolate_tab(h, g, predictor.limits, tab)
-                with gr.Tab("Level mixing", id="mixing") as tab:
-                    mixing_tab(h, g, predictor.limits, tab)
-                with gr.Tab("Project", id="project") as tab:
-                    project_tab(h, g, predictor.limits, tabs, ends, tab, examples[0] if examples else None)
+                    generate = generate_tab(h, g, predictor.limits, page)
+                with gr.Tab("Class grid", id="class-grid", visible=g.conditional):
+                    class_grid_tab(h, g, predictor.limits, page)
+                with gr.Tab("Interpolate", id="interpolate"):
+                    ends = interpolate_tab(h, g, predictor.limits, page)
+                with gr.Tab("Level mixing", id="mixing"):
+                    mixing_tab(h, g, predictor.limits, page)
+                with gr.Tab("Project", id="project"):
+                    project_tab(h, g, predictor.limits, tabs, ends, page, examples[0] if examples else None)
             with gr.Tab("Classify & explain", id="classify"):
                 if c is None:
                     missing(predictor, "classifier")
                 else:
                     classify = _classify_tab(h, c, examples)
+                    page.links.add("classify", **{"class": classify[1]})  # the upload is no link's
             if d is not None:
                 with gr.Tab("Explain the discriminator", id="discriminator"):
-                    _discriminator_tab(h, d, g is not None)
+                    _discriminator_tab(h, d, g is not None, page)
             with gr.Tab("Models", id="models"):
                 gr.Markdown(model_cards(predictor), elem_id="cards")
+                page.links.add("models")
+        for tab in tabs.children:  # a click on a tab makes it the open one (in the browser: no request)
+            tab.select(None, None, page.opened, js=f"() => {json.dumps(tab.id)}", queue=False,
+                       api_visibility="private")
         if generate and classify:
             _explain_samples(h, generate, classify, tabs)
-        if generate:  # the first view shows samples, not an empty box
+        opened = _links(h, demo, page, tabs)
+        if generate:  # the first view shows samples, not an empty box (with a link's settings, once applied)
             fn, inputs, outputs = generate.load
-            on(h, demo.load, fn, inputs, outputs, generate.status, api_visibility="private")
+            on(h, opened.then, fn, inputs, outputs, generate.status, api_visibility="private")
     return demo
 
 
