@@ -33,7 +33,7 @@ from nestgen.data.images import load_image, preprocess
 from nestgen.evaluation.pictures import captioned_grid, labelled_grid
 from nestgen.evaluation.sampling import GeneratorSampler
 from nestgen.explain.gradcat import GradCAT, children, grad_cam
-from nestgen.explain.overlay import draw_path, heat_map
+from nestgen.explain.overlay import LEVEL_COLOURS, draw_path, heat_map
 from nestgen.models.registry import abstract_params, get_config
 from nestgen.serving import Limits, Predictor
 from nestgen.serving.cards import card
@@ -243,6 +243,39 @@ def test_a_large_wide_photo_is_described_in_its_own_pixels(handlers, tmp_path):
     assert (bottom - top, right - left) == (400, 400)  # a leaf block: 4 of 16 model pixels, ×100
     status = handlers.project(str(tmp_path / "wide.jpg"), ANY_CLASS, 8)[-1]  # Project too (it said 300×200)
     assert status.startswith("Projected your 2400×1600 image"), status
+
+
+def test_the_explanation_is_drawn_over_the_upload_at_its_own_size(handlers, predictor, tmp_path):
+    """Issue 25: the path and the leaf level's block scores over the upload in its own pixels, with an opacity:
+    a 300×200 photo is drawn 300×200, its leaf box where the table says, the heat map only where the model looked
+    (the centre square), 0 = the photo alone; a 2400×1600 JPEG is scaled to 1024 px, a 24×20 image enlarged ×11."""
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    *_, rows = handlers.classify(str(tmp_path / "photo.png"), PREDICTED)
+    plain, half = (np.asarray(Image.open(handlers.on_upload(o))) for o in (0.0, 0.5))
+    assert plain.shape == half.shape == (200, 300, 3)
+    top, left, bottom, right = (int(v) for v in rows[0][2].split(", "))  # the root: the centre square
+    assert (top, left, bottom, right) == (0, 50, 200, 250)
+    width = 2  # the lines of a 300-px picture
+    inside, outside = (slice(10, 190), slice(60, 240)), (slice(10, 190), slice(0, 45))
+    assert np.array_equal(plain[outside], photo[outside]) and np.array_equal(half[outside], photo[outside])
+    assert not np.array_equal(half[inside], photo[inside])  # the map is blended where the model looked
+    leaf_top, leaf_left, leaf_bottom, _ = (int(v) for v in rows[-1][2].split(", "))
+    inset = (len(rows) - 1) * width // 2
+    assert tuple(plain[(leaf_top + leaf_bottom) // 2, leaf_left + inset]) == LEVEL_COLOURS[len(rows) - 1]
+    assert tuple(plain[100, 50]) == LEVEL_COLOURS[0]  # the root's box, red, on the centre square's left edge
+    ramp = np.linspace(0, 255, 2400, dtype=np.float32)
+    Image.fromarray(np.stack([np.broadcast_to(ramp, (1600, 2400))] * 3, -1).astype(np.uint8)).save(
+        tmp_path / "wide.jpg", quality=80)
+    handlers.classify(str(tmp_path / "wide.jpg"), PREDICTED)
+    assert Image.open(handlers.on_upload(0.5)).size == (1024, 683)
+    Image.new("RGB", (24, 20), (90, 90, 90)).save(tmp_path / "small.png")
+    handlers.classify(str(tmp_path / "small.png"), PREDICTED)
+    assert Image.open(handlers.on_upload(0.5)).size == (24 * 11, 20 * 11)
+    with pytest.raises(gr.Error) as refused:
+        handlers.on_upload(2)
+    assert refused.value.message == "heat-map opacity must be a number from 0 to 1, got 2"
 
 
 def test_generate_new_seeds_and_interpolate_handlers(handlers, models):
@@ -755,6 +788,16 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     sizes = page.locator("#gradcat .thumbnail-item img").evaluate_all(
         "imgs => imgs.map(i => Math.round(i.getBoundingClientRect().width))")
     assert len(set(sizes)) == 1 and sizes[0] >= 150, sizes
+    # the explanation over the upload in its own pixels (24×20, enlarged ×11 with square pixels), redrawn at
+    # another opacity without a new classification
+    page.wait_for_function(loaded, arg=["#on-upload", 1], timeout=30_000)
+    drawn = page.locator("#on-upload img")
+    assert drawn.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [264, 220]
+    before = drawn.get_attribute("src")
+    page.locator("#opacity input[type=number]").fill("0")
+    page.locator("#opacity input[type=number]").press("Tab")
+    page.wait_for_function("s => document.querySelector('#on-upload img')?.src !== s && "
+                           "document.querySelector('#on-upload img')?.complete", arg=before, timeout=30_000)
     legend = page.locator("#legend").inner_text()
     assert "level 2 (root)" in legend and "low" in legend and "high" in legend and "Σ |A ⊙ G|" in legend
     assert page.evaluate(fits, "#path-table") and page.evaluate(fits, "body")
@@ -774,6 +817,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert page.locator("#top5").get_by_text("top-5").is_visible() and page.locator("#top5 .error").count() == 0
     assert page.locator("#gradcat .error").count() == 0
     assert page.locator("#gradcat img").count() == 0  # the earlier image's explanation is not left beside it
+    page.wait_for_function("() => !document.querySelector('#on-upload img')", timeout=10_000)
     page.screenshot(path=shots / f"bad-upload-{width}.png", full_page=True)
     # a flat grey image is answered, with a warning that the answer means nothing
     page.locator("#upload input[type=file]").set_input_files(uploads.flat)

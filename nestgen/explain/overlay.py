@@ -62,3 +62,48 @@ def render_explanation(image: Image.Image, explanation: Explanation, gradcam: np
     for i, panel in enumerate(panels):
         row.paste(panel, (i * size, 0))
     return row
+
+
+def on_source(source: Image.Image, explanation: Explanation, to_source, opacity: float = 0.5,
+              max_side: int = 1024, min_side: int = 256) -> Image.Image:
+    """The explanation drawn over the image as it was uploaded, at its own resolution (an upload whose longer side
+    exceeds `max_side` pixels is shown scaled down to it; one under `min_side` is enlarged by a whole factor with
+    nearest-neighbour, so its pixels stay squares): the leaf level's block scores as a heat map blended at
+    `opacity` (0: the photo alone, 1: the map alone) over the region the model saw, and the path's nested boxes,
+    one colour per depth (root red … leaf), in the upload's pixels. Lines are about 1/200 of the longer side.
+
+    `to_source` maps a box (top, left, bottom, right) of the model's S×S input to the upload's pixels
+    (`Classification.source_box`, which undoes the resize and the centre crop). Returns an RGB image.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"on_source: opacity must be in [0, 1], got {opacity}")
+    longest = max(source.size)
+    scale = max_side / longest if longest > max_side else float(-(-min_side // longest)) if longest < min_side else 1.0
+    shown = source.convert("RGB")
+    if scale != 1.0:
+        shown = shown.resize((max(1, round(source.width * scale)), max(1, round(source.height * scale))),
+                             Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST)
+
+    def box(b):  # a box of the model's input → (left, top, right, bottom) in the shown image's pixels
+        top, left, bottom, right = to_source(b)
+        return round(left * scale), round(top * scale), round(right * scale), round(bottom * scale)
+
+    side = explanation.image_size
+    left, top, right, bottom = box((0, 0, side, side))
+    if opacity > 0 and right > left and bottom > top:
+        scores = np.asarray(explanation.level_scores[0], np.float32)  # (g, g): the leaf level's blocks
+        span = float(scores.max() - scores.min())
+        normalised = (scores - scores.min()) / span if span > 0 else np.full_like(scores, 0.5)
+        colours = Image.fromarray(colourise(normalised)).resize((right - left, bottom - top),
+                                                               Image.Resampling.NEAREST)
+        region = shown.crop((left, top, right, bottom))
+        shown.paste(Image.blend(region, colours, opacity), (left, top))
+    draw = ImageDraw.Draw(shown)
+    width = max(2, max(shown.size) // 200)
+    for depth, node in enumerate(explanation.path):
+        left, top, right, bottom = box(node.box)
+        inset = depth * width // 2  # nested outlines stay visible where they share an edge
+        draw.rectangle([left + inset, top + inset, max(left + inset, right - 1 - inset),
+                        max(top + inset, bottom - 1 - inset)], outline=LEVEL_COLOURS[depth % len(LEVEL_COLOURS)],
+                       width=width)
+    return shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -26,6 +27,7 @@ from nestgen.serving.predictor import Predictor
 gr = require_gradio()
 
 SHOWN = 128  # pixels of a sample in a gallery (enlarged with nearest-neighbour)
+SESSION = contextvars.ContextVar("session", default=None)  # the browser session of the event being handled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +95,7 @@ def reports_failures(method):
         request = kwargs.pop("request", None)
         if len(args) > positional:  # Gradio passes every argument in order, the request last
             *args, request = args
+        token = SESSION.set(getattr(request, "session_hash", None))  # per thread: requests run in a pool
         try:
             return method(self, *args, **kwargs)
         except gr.Error as error:
@@ -102,6 +105,8 @@ def reports_failures(method):
                 while len(self.errors) > 1000:  # bounded: the oldest sessions go first
                     self.errors.popitem(last=False)
             raise
+        finally:
+            SESSION.reset(token)
 
     request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                 annotation=gr.Request)
@@ -116,6 +121,16 @@ class BaseHandlers:
     def __init__(self, predictor: Predictor, scratch: Scratch | None = None):
         self.predictor, self.scratch = predictor, scratch or Scratch()
         self.errors: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.explained: collections.OrderedDict[str | None, tuple] = collections.OrderedDict()  # `keep_for_session`
+
+    def keep_for_session(self, value, keep: int = 64) -> None:
+        """Remember `value` (the last explanation) for this event's session (None: direct calls), the latest
+        `keep` sessions only."""
+        session = SESSION.get()
+        self.explained.pop(session, None)
+        self.explained[session] = value
+        while len(self.explained) > keep:
+            self.explained.popitem(last=False)
 
     def last_error(self, request: gr.Request = None) -> str:
         """The status line after a failed event: its message (a toast shows it too)."""

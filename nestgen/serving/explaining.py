@@ -8,11 +8,13 @@ from __future__ import annotations
 from PIL import Image
 
 from nestgen.explain.gradcat import Explanation
-from nestgen.explain.overlay import LEVEL_COLOURS, RAMP, draw_path, heat_map
-from nestgen.serving.events import BaseHandlers, gr, reports_failures, upload
+from nestgen.explain.overlay import LEVEL_COLOURS, RAMP, draw_path, heat_map, on_source
+from nestgen.serving.events import SESSION, BaseHandlers, gr, reports_failures, upload
+from nestgen.serving.inputs import check_fraction, read_image
 from nestgen.serving.predictor import PREDICTED
 
 PANEL = 256  # pixels of every overlay / heat-map panel
+ON_UPLOAD = 1024  # longest side (pixels) of the explanation drawn over the upload; larger uploads are scaled down
 PATH_HEADERS = ["level", "block", "pixels (top, left, bottom, right)", "score"]
 SCORE_WORDS = {
     "magnitude": "Σ |A ⊙ G| over the block's tokens and channels: how strongly the block's features (A) drive "
@@ -64,6 +66,11 @@ def level_maps(image: Image.Image, explanation: Explanation, negate: bool = Fals
     return maps
 
 
+def _scaled(box, photo, source_width: int) -> tuple[float, ...]:
+    """A box in the upload's own pixels → the same box in `photo`'s pixels (a large JPEG is decoded reduced)."""
+    return tuple(v * photo.width / source_width for v in box)
+
+
 class ExplainHandlers(BaseHandlers):
     """Classify & explain, Explain a generated sample, Explain the discriminator."""
 
@@ -73,8 +80,11 @@ class ExplainHandlers(BaseHandlers):
         the path table in the upload's pixels."""
         service = self._need("classifier", progress)
         progress(0, desc="classifying and explaining")
-        result = self._call(service.classify, upload(image, service.limits.max_upload_bytes), target)
+        source = upload(image, service.limits.max_upload_bytes)
+        result = self._call(service.classify, source, target)
         e, leaf = result.explanation, result.explanation.leaf
+        photo = read_image(source, service.limits, target_size=ON_UPLOAD)  # for `on_upload`; read once more: it
+        self.keep_for_session((photo, e, result.source_box))  # decoded above, so it is a readable image
         which = "the predicted class" if result.predicted else "the chosen class"
         width, height = result.source_size
         top, left, bottom, right = result.source_box(leaf.box)
@@ -97,6 +107,20 @@ class ExplainHandlers(BaseHandlers):
                   + (f" — ⚠ {len(result.warnings)} warning(s) above" if result.warnings else ""))
         label = {name: probability for name, _, probability in result.top_k}
         return (status, label, summary, self._files(panels, "gradcat"), path_rows(e.path, result.source_box))
+
+    @reports_failures
+    def on_upload(self, opacity):
+        """The session's last explanation drawn over its image at the image's own resolution (up to 1024 px on the
+        longer side): the leaf level's block scores blended at `opacity` (0–1) and the path's nested boxes → a PNG
+        file; nothing (gr.skip) before the session's first explanation."""
+        opacity = self._call(check_fraction, opacity, "heat-map opacity")
+        kept = self.explained.get(SESSION.get())
+        if kept is None:
+            return gr.skip()
+        photo, explanation, to_source = kept
+        width, height = photo.info.get("source_size", photo.size)
+        return self._file(on_source(photo, explanation, lambda box: _scaled(to_source(box), photo, width),
+                                    opacity, ON_UPLOAD), "gradcat-on-upload")
 
     @reports_failures
     def explain_sample(self, seed, class_value, truncation, progress=gr.Progress()):  # noqa: B008

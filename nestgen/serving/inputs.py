@@ -185,6 +185,14 @@ def check_truncation(value, limits: Limits) -> float:
     return psi
 
 
+def check_fraction(value, name: str) -> float:
+    """A number in [0, 1] (an opacity), or InputError (text, booleans, None, NaN are refused)."""
+    number = _float(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise InputError(f"{name} must be a number from 0 to 1, got {shown(value)}")
+    return number
+
+
 @dataclasses.dataclass(frozen=True)
 class WRange:
     """Where a w sent back by a client (a projection's, `GeneratorService.project`) may lie: every number within

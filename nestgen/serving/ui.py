@@ -37,7 +37,7 @@ JS = """() => document.addEventListener("keydown", (event) => {
 def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
     """Generate's "Explain this sample": the selected sample (the first by default) → the Classify tab, explained."""
     explain, picked, shown = generate.explain, generate.picked, generate.shown
-    image, target, outputs, status = classify
+    image, target, outputs, status, explained = classify
 
     def chosen(caption, truncation):  # the selected sample's seed and class ("seed 42 · cat"), and its ψ
         return *parse_caption(caption), truncation
@@ -50,8 +50,8 @@ def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
     go = go.success
     go = go(lambda: (gr.Tabs(selected="classify"), PREDICTED), None, [tabs, target], queue=False,
             api_visibility="private")
-    on(h, go.then, h.explain_sample, list(sample), [image, status, *outputs], status, outputs,
-        api_name="explain_sample")
+    explained(on(h, go.then, h.explain_sample, list(sample), [image, status, *outputs], status, outputs,
+                 api_name="explain_sample"))
 
 
 def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
@@ -63,6 +63,17 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
     path = gr.Dataframe(headers=PATH_HEADERS, label="the path, root → leaf (boxes in your image's pixels; "
                         "bottom/right exclusive)", interactive=False, elem_id="path-table", wrap=True, render=False)
     outputs = [label, summary, panels, path]
+    # the explanation over the upload at its own resolution; the opacity slider redraws it (no new classification)
+    drawn = gr.Image(label="GradCAT on your image, in its own pixels: the leaf level's block scores and the path",
+                     elem_id="on-upload", format="png", interactive=False, render=False)
+    opacity = gr.Slider(0, 1, 0.5, step=0.05, label="heat-map opacity", info="0: your image alone, 1: the map alone",
+                        elem_id="opacity", render=False)
+
+    def explained(event) -> None:  # after an event that explained an image: draw it over the image; or clear it
+        event.success(h.on_upload, opacity, drawn, api_visibility="private", show_progress="hidden",
+                      preprocess=False)
+        event.failure(lambda: None, None, drawn, queue=False, api_visibility="private")
+
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
             image = image_input("image (upload, paste or pick an example)", 260, "upload")
@@ -70,22 +81,28 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
                               info="explain another class than the predicted one")
             run = gr.Button("Classify & explain", variant="primary")
             # named before the examples' event, which would otherwise take the name "classify"
-            on(h, run.click, h.classify, [image, target], [status, *outputs], status, outputs, api_name="classify")
+            explained(on(h, run.click, h.classify, [image, target], [status, *outputs], status, outputs,
+                         api_name="classify"))
             if examples:  # a click loads the example, then classifies it like an upload (status line included)
                 shown = gr.Examples([[str(p)] for p in examples], [image], label="examples (click one)",
                                     examples_per_page=12, api_visibility="private", api_name="load_example",
                                     example_labels=[Path(p).stem.replace("_", " ") for p in examples])
-                on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status, outputs,
-                    api_visibility="private")
+                explained(on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status,
+                             outputs, api_visibility="private"))
         with gr.Column(scale=1, min_width=260):
             status.render()
             label.render()
             summary.render()
+    drawn.render()
+    opacity.render()
+    opacity.change(h.on_upload, opacity, drawn, api_visibility="private", show_progress="hidden",
+                   trigger_mode="always_last", preprocess=False)
     panels.render()
     gr.HTML(legend_html(c.score, c.checkpoint.config.num_levels), elem_id="legend")
     path.render()
-    on(h, image.upload, h.classify, [image, target], [status, *outputs], status, outputs, api_visibility="private")
-    return image, target, outputs, status
+    explained(on(h, image.upload, h.classify, [image, target], [status, *outputs], status, outputs,
+                 api_visibility="private"))
+    return image, target, outputs, status, explained
 
 
 def _discriminator_tab(h: Handlers, d, can_sample: bool, page) -> None:
