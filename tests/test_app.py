@@ -508,7 +508,7 @@ def test_outputs_are_output_only_and_downloads_wait_for_their_file(predictor, ha
     demo = build_app(predictor, [EXAMPLE], handlers)
     shown = [b for b in demo.blocks.values()
              if isinstance(b, gr.Gallery | gr.Image) and b.data_model is not UploadRecord]
-    assert len(shown) == 10 and all(b.interactive is False for b in shown), [b.label for b in shown if b.interactive]
+    assert len(shown) == 11 and all(b.interactive is False for b in shown), [b.label for b in shown if b.interactive]
     downloads = [b for b in demo.blocks.values() if isinstance(b, gr.DownloadButton)]
     assert len(downloads) >= 6 and all(b.interactive is False for b in downloads)
 
@@ -521,10 +521,11 @@ def test_every_endpoint_through_the_client(client, handlers, uploads):
     assert (status, label["label"], summary) == (want_status, next(iter(want_label)), want_summary)
     assert table["data"] == want_rows and len(panels) == 4
     assert {Image.open(p["image"]).size for p in panels} == {(256, 256)}
-    gallery, grid_file, status = client.predict("red", 5, 3, 1.0, api_name="/generate")
+    gallery, grid_file, status, alone = client.predict("red", 5, 3, 1.0, api_name="/generate")
     assert [g["caption"] for g in gallery] == ["seed 5 · red", "seed 6 · red", "seed 7 · red"]
     assert Image.open(grid_file).width == 3 * (128 + 4) + 4 and status.startswith("3 samples, seeds 5–7")
-    seed, gallery, _, _ = client.predict("any", 2, 1.0, api_name="/new_seeds")
+    assert Path(alone).name == "nestgen-sample-seed5-red.png" and Image.open(alone).width >= 256
+    seed, gallery, _, _, _ = client.predict("any", 2, 1.0, api_name="/new_seeds")
     assert len(gallery) == 2 and gallery[0]["caption"].startswith(f"seed {seed} · ")
     frames, gif, gif_file, mp4, status = client.predict(1, "red", 2, "green", 4, 1.0, None, None,
                                                         api_name="/interpolate")
@@ -763,7 +764,7 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert Image.open(saved).width == 8 * (128 + 4) + 4
 
     # one sample alone: the first until another is clicked; enlarged to 256 px (whole factor), captioned
-    assert page.locator("#download-sample").inner_text().startswith("Download seed 40")
+    page.wait_for_function("() => text('#download-sample').startsWith('Download seed 40')", timeout=10_000)
     page.locator("#samples .thumbnail-item").nth(2).click()
     page.wait_for_function("() => text('#download-sample').startsWith('Download seed 42')", timeout=10_000)
     with page.expect_download() as download:
@@ -788,6 +789,14 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     sizes = page.locator("#gradcat .thumbnail-item img").evaluate_all(
         "imgs => imgs.map(i => Math.round(i.getBoundingClientRect().width))")
     assert len(set(sizes)) == 1 and sizes[0] >= 150, sizes
+    # the gallery's label is whole (it wraps), each caption sits under its panel, not over its corner
+    label = page.locator("#gradcat label[data-testid=block-label]")
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.innerText.includes('Grad-CAM')")
+    assert all(item.evaluate("b => b.querySelector('.caption-label').getBoundingClientRect().top >= "
+                             "b.querySelector('img').getBoundingClientRect().bottom - 1")
+               for item in page.locator("#gradcat .thumbnail-item").all())
+    # a 24×20 upload fills its preview box (square pixels), not a speck in it
+    assert page.locator("#upload img").evaluate("i => i.getBoundingClientRect().width") >= 150
     # the explanation over the upload in its own pixels (24×20, enlarged ×11 with square pixels), redrawn at
     # another opacity without a new classification
     page.wait_for_function(loaded, arg=["#on-upload", 1], timeout=30_000)
@@ -852,6 +861,22 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     assert "3 classes × 8 seeds" in page.locator("#grid-status").inner_text()
     page.wait_for_function(enabled, arg="#download-class-grid", timeout=10_000)
     assert page.evaluate(fits, "body")
+    # pictures with drawn labels keep their own size at 400 px too (the box scrolls sideways), from their left
+    # edge; their icons sit above them, not over the last column's label (issue 25 item 6)
+    for picture in ("#class-grid", "#mixing"):
+        if picture == "#mixing":
+            page.get_by_role("tab", name="Level mixing").click()
+            page.wait_for_function(loaded, arg=["#mixing", 1], timeout=30_000)
+        geometry = page.evaluate("""sel => { const img = document.querySelector(sel + ' img');
+            const box = document.querySelector(sel + ' .image-container').getBoundingClientRect();
+            const icon = document.querySelector(sel + ' button[aria-label=Fullscreen]').getBoundingClientRect();
+            const r = img.getBoundingClientRect();
+            return [r.width, img.naturalWidth, r.left - box.left, icon.bottom - r.top]; }""", picture)
+        assert geometry[0] >= geometry[1] - 1 and geometry[2] >= 0 and geometry[3] <= 0, (picture, geometry)
+        assert page.evaluate(fits, "body")
+    page.screenshot(path=shots / f"mixing-{width}.png", full_page=True)
+    page.get_by_role("tab", name="Class grid").click()
+    page.screenshot(path=shots / f"class-grid-{width}.png", full_page=True)
 
     # Project an upload, then use it as end A of an interpolation
     page.get_by_role("tab", name="Project").click()  # opens on the first example, projected

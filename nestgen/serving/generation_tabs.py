@@ -59,17 +59,15 @@ def generate_tab(h: Handlers, g, limits, page):
                                      elem_id="download-grid")
     # seeds generated; ψ shown; the selected sample's caption; the gallery's (file, caption) pairs (server-side)
     history, shown, picked, files = gr.State([]), gr.State(None), gr.State(None), gr.State([])
-    kept = [history, shown, picked, files, alone, download]
+    kept = [alone, history, shown, picked, files]
 
-    def keep(first, seeds, truncation, samples, grid):  # after each generation: the seed history, the gallery's ψ,
-        first = int(first)  # its files, and its first sample as the one selected until another is clicked
+    def keep(first, seeds, truncation, samples):  # after each generation: the first sample alone (the one selected
+        first = int(first)  # until another is clicked), the seed history, the gallery's ψ, caption and files
         seeds = (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:]
-        return (seeds, float(truncation), samples[0][1], samples, _download_alone(samples[0]),
-                gr.DownloadButton(value=grid, interactive=True))
+        return h.sample_alone(*samples[0]), seeds, float(truncation), samples[0][1], samples
 
-    def _download_alone(sample):
-        path, caption = sample
-        return gr.DownloadButton(f"Download {caption} alone", value=h.sample_alone(path, caption), interactive=True)
+    def ready(caption):  # after a generation: both downloads clickable, the single one named after its sample
+        return gr.DownloadButton(f"Download {caption} alone", interactive=True), gr.DownloadButton(interactive=True)
 
     # Each generation keeps the tab's state (`kept`) in its own event, written before its samples reach the page:
     # in a separate event after it, a click right after the samples show ("Reuse last seed", "Explain this sample")
@@ -78,12 +76,12 @@ def generate_tab(h: Handlers, g, limits, page):
     def generate(class_value, seed, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
                  request: gr.Request = None):
         samples, grid, status = h.generate(class_value, seed, count, truncation, progress, request)
-        return samples, status, *keep(seed, seeds, truncation, samples, grid)
+        return samples, grid, status, *keep(seed, seeds, truncation, samples)
 
     def new_seeds(class_value, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
                   request: gr.Request = None):
         first, samples, grid, status = h.new_seeds(class_value, count, truncation, progress, request)
-        return first, samples, status, *keep(first, seeds, truncation, samples, grid)
+        return first, samples, grid, status, *keep(first, seeds, truncation, samples)
 
     generate.__doc__, new_seeds.__doc__ = h.generate.__doc__, h.new_seeds.__doc__  # the API's descriptions
 
@@ -97,19 +95,26 @@ def generate_tab(h: Handlers, g, limits, page):
     def pick(samples, event: gr.SelectData):  # the index into the server's own list, never a client's path
         if not samples or not 0 <= event.index < len(samples):
             return gr.skip(), gr.skip()
-        return samples[event.index][1], _download_alone(samples[event.index])
+        path, caption = samples[event.index]
+        return caption, gr.DownloadButton(f"Download {caption} alone", value=h.sample_alone(path, caption))
 
     page.links.add("generate", seed=seed, **{"class": klass}, count=count, psi=psi)
-    args, outs = [klass, seed, count, psi, history], [gallery, status, *kept]
+    # the API's outputs: the gallery, the grid file, the status line, the first sample alone (States are not sent)
+    args, outs = [klass, seed, count, psi, history], [gallery, download, status, *kept]
     # the button and the seed box (a release of the slider, or Enter / Tab in its number box: JS) are one event
     # that runs once at a time: typing a seed and clicking Generate blurs the box first, which would be a 2nd request
-    on(h, [run.click, seed.release], generate, args, outs, status, api_name="generate", trigger_mode="once")
-    on(h, new.click, new_seeds, [klass, count, psi, history], [seed, *outs], status, api_name="new_seeds")
-    on(h, reuse.click, previous, [klass, count, psi, history], [seed, *outs], status, api_visibility="private")
+    # (API clients get plain files; the buttons' labels and clickability follow in a step of the page's own)
+    for event in (on(h, [run.click, seed.release], generate, args, outs, status, api_name="generate",
+                     trigger_mode="once"),
+                  on(h, new.click, new_seeds, [klass, count, psi, history], [seed, *outs], status,
+                     api_name="new_seeds"),
+                  on(h, reuse.click, previous, [klass, count, psi, history], [seed, *outs], status,
+                     api_visibility="private")):
+        event.success(ready, picked, [alone, download], queue=False, api_visibility="private")
     gallery.select(pick, files, [picked, alone], api_visibility="private", queue=False)
 
     return SimpleNamespace(explain=explain, picked=picked, shown=shown, load=(generate, args, outs),
-                           status=status)
+                           status=status, ready=(ready, picked, [alone, download]))
 
 
 def class_grid_tab(h: Handlers, g, limits, page) -> None:

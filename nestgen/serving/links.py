@@ -21,8 +21,8 @@ MAX_TEXT = 200  # characters of a text parameter (a class name, a list of seeds)
 COPY = """navigator.clipboard?.writeText(url.toString()).catch(() => {});
   const button = document.querySelector("#copy-link");
   if (button) {
-    button.textContent = "✓ Link copied";
-    setTimeout(() => { button.textContent = "🔗 Copy link"; }, 2000);
+    button.textContent = "Link copied";
+    setTimeout(() => { button.textContent = "Copy link"; }, 2000);
   }"""
 
 

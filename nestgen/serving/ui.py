@@ -28,10 +28,18 @@ gr = require_gradio()
 ENDPOINTS = ("generate", "new_seeds", "class_grid", "interpolate", "mix_levels", "project", "classify",
              "explain_sample", "discriminator_sample", "explain_discriminator")
 CSS = (Path(__file__).with_name("app.css")).read_text()
-# Enter in a slider's number box ends the edit as a release would (Gradio's slider only reacts to blur there)
-JS = """() => document.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && event.target.matches("#seed input[type=number]")) event.target.blur();
-})"""
+# Enter in a slider's number box ends the edit as a release would (Gradio's slider only reacts to blur there);
+# the example thumbnails are named after their files (a tooltip, and a name for screen readers and tests)
+JS = """() => {
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target.matches("#seed input[type=number]")) event.target.blur();
+  });
+  const stem = (src) => decodeURIComponent(src.split("/").pop()).replace(/[.][^.]*$/, "").replace(/_/g, " ");
+  new MutationObserver(() => document.querySelectorAll("#examples button.gallery-item").forEach((button) => {
+    const img = button.querySelector("img");
+    if (img && !button.title) { button.title = stem(img.src); button.setAttribute("aria-label", stem(img.src)); }
+  })).observe(document.body, { childList: true, subtree: true });
+}"""
 
 
 def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
@@ -86,7 +94,7 @@ def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
             if examples:  # a click loads the example, then classifies it like an upload (status line included)
                 shown = gr.Examples([[str(p)] for p in examples], [image], label="examples (click one)",
                                     examples_per_page=12, api_visibility="private", api_name="load_example",
-                                    example_labels=[Path(p).stem.replace("_", " ") for p in examples])
+                                    elem_id="examples")  # thumbnails
                 explained(on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status,
                              outputs, api_visibility="private"))
         with gr.Column(scale=1, min_width=260):
@@ -174,11 +182,11 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
     h = handlers or Handlers(predictor)
     g, c, d = predictor.generator, predictor.classifier, predictor.discriminator
     with gr.Blocks(title="nestgen", delete_cache=(1800, 3600)) as demo:  # Gradio's cache: files older than 1 h go
-        with gr.Row(equal_height=True):
+        with gr.Row():
             gr.Markdown("# nestgen: NesT image models\nSample the NesT generator, mix its levels, project images "
                         "into it, classify images and explain the decision with GradCAT (the nested blocks of the "
                         "hierarchy that support the class).")
-            copy = gr.Button("🔗 Copy link", size="sm", elem_id="copy-link", scale=0, min_width=120)
+            copy = gr.Button("Copy link", size="sm", elem_id="copy-link", scale=0, min_width=120)
         _warm_up_banner(predictor)
         # the open tab's id (a tab's click or a link sets it; the tabs draw themselves when it becomes theirs)
         page = SimpleNamespace(opened=gr.Textbox("generate", visible=False, elem_id="opened-tab"), links=Links(),
@@ -219,7 +227,8 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
         opened = _links(h, demo, page, tabs)
         if generate:  # the first view shows samples, not an empty box (with a link's settings, once applied)
             fn, inputs, outputs = generate.load
-            on(h, opened.then, fn, inputs, outputs, generate.status, api_visibility="private")
+            first = on(h, opened.then, fn, inputs, outputs, generate.status, api_visibility="private")
+            first.success(*generate.ready, queue=False, api_visibility="private")
     return demo
 
 

@@ -75,8 +75,8 @@ class WarmUp:
         """'' when warm; otherwise one line: what is compiling, what is done, seconds so far."""
         if self.ready:
             return ""
-        done = [f"{name} ✓" for name in self._done if name in self.seconds]
+        done = [name for name in self._done if name in self.seconds]
         waiting = [name for name in self._done if name not in self.seconds]
-        return (f"⏳ Warming up ({time.perf_counter() - self.started:.0f} s): compiling the "
+        return (f"Warming up ({time.perf_counter() - self.started:.0f} s): compiling the "
                 f"{self.current or waiting[0]}" + (f"; done: {', '.join(done)}" if done else "")
                 + f"; still to come: {', '.join(waiting[1:]) or 'nothing'}. Requests wait for what they need.")

@@ -14,7 +14,7 @@ gr = require_gradio()
 
 PSI_INFO = ("ψ = 1 samples w as trained (full variety); lower values pull every w toward its class's average w: "
             "cleaner, more typical images, less variety")
-SEED_INFO = "the same seed, class and ψ always give the same image; Enter or releasing the slider generates"
+SEED_INFO = "the same seed, class and ψ always give the same image; Enter, Tab or releasing the slider generates"
 
 
 def classes(choices: list[str], value: str, label: str, visible: bool = True, info: str | None = None):
