@@ -832,6 +832,15 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.locator("#upload input[type=file]").set_input_files(uploads.flat)
     page.wait_for_function("() => text('#summary').includes('one flat colour')", timeout=30_000)
     assert "warning" in text_of(page, "#classify-status")
+    # a text file is refused by the page before any request (Gradio's toast): the status line says so too, and
+    # gives the line back to the next request (issue 25 item 7)
+    notes = shots / "notes.txt"
+    notes.write_text("not an image\n")
+    page.locator("#upload input[type=file]").set_input_files(notes)
+    page.wait_for_function("() => text('#classify-status').startsWith('⚠ notes.txt is not an image file')",
+                           timeout=10_000)
+    page.get_by_role("button", name="Classify & explain").click()
+    page.wait_for_function("() => !text('#classify-status').includes('notes.txt')", timeout=30_000)
 
     # Interpolate: opens drawn (no empty tab), a large animation, the frames inside the page, GIF and MP4
     # downloads, a status line

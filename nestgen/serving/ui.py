@@ -39,6 +39,30 @@ JS = """() => {
     const img = button.querySelector("img");
     if (img && !button.title) { button.title = stem(img.src); button.setAttribute("aria-label", stem(img.src)); }
   })).observe(document.body, { childList: true, subtree: true });
+  // a file that is not an image is refused by the page itself (a toast), before any request: say it on the tab's
+  // status line too, until the status line changes again
+  const statusOf = { "upload": "classify-status", "project-upload": "project-status",
+                     "discriminator-upload": "discriminator-status" };
+  document.addEventListener("change", (event) => {
+    const box = event.target.closest?.("#upload, #project-upload, #discriminator-upload");
+    const refused = box && [...(event.target.files || [])].find((file) => !file.type.startsWith("image/"));
+    const status = refused && document.getElementById(statusOf[box.id]);
+    if (!status) return;
+    status.querySelector(".nestgen-note")?.remove();
+    const note = document.createElement("p");
+    note.className = "nestgen-note";
+    note.textContent = `⚠ ${refused.name} is not an image file: upload a PNG, JPEG, WebP, GIF or BMP image ` +
+      "(what is shown is still the earlier image's)";
+    status.classList.add("nestgen-noted");
+    status.append(note);
+    const watch = new MutationObserver((changes) => {
+      if (changes.every((c) => [...c.addedNodes, ...c.removedNodes].includes(note))) return;
+      note.remove();
+      status.classList.remove("nestgen-noted");
+      watch.disconnect();
+    });
+    watch.observe(status, { childList: true, subtree: true, characterData: true });
+  }, true);
 }"""
 
 
@@ -117,7 +141,7 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool, page) -> None:
     gr.Markdown("GradCAT on the NesT discriminator: which blocks make the image look fake (bright in the maps) "
                 "and which look real.")
     with gr.Row():
-        image = image_input("image", 240)
+        image = image_input("image", 240, "discriminator-upload")
         with gr.Column():
             klass = classes(d.class_names, d.class_names[0], "judge as class", d.conditional)
             seed = gr.Number(0, label="seed", precision=0, minimum=0, maximum=MAX_SEED, visible=can_sample)
