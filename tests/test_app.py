@@ -997,19 +997,24 @@ def test_the_page_answers_while_the_models_warm_up(models):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 400, "height": 900})
-            page.add_init_script("window.text = sel => document.querySelector(sel)?.innerText || ''")
-            page.goto(url)
-            page.wait_for_function("() => text('#warm-up').includes('compiling the generator')", timeout=30_000)
-            page.wait_for_function("() => text('#generate-status').includes('warming up')", timeout=30_000)
+            pages = [browser.new_page(viewport={"width": width, "height": 900}) for width in (1280, 400)]
+            for page in pages:
+                page.add_init_script("window.text = sel => document.querySelector(sel)?.innerText || ''")
+                page.goto(url)
+            for page in pages:
+                page.wait_for_function("() => text('#warm-up').includes('compiling the generator')", timeout=30_000)
+                page.wait_for_function("() => text('#generate-status').includes('warming up')", timeout=30_000)
             time.sleep(1.5)
-            assert page.locator("#samples img").count() == 0 and "⚠" not in text_of(page, "#generate-status")
+            for page in pages:
+                assert page.locator("#samples img").count() == 0 and "⚠" not in text_of(page, "#generate-status")
             gate.set()
-            page.wait_for_function("() => text('#generate-status').includes('16 samples, seeds 0–15')",
-                                   timeout=60_000)
+            for page in pages:
+                page.wait_for_function("() => text('#generate-status').includes('16 samples, seeds 0–15')",
+                                       timeout=60_000)
             warming.join(120)
-            page.wait_for_function("() => !document.querySelector('#warm-up') || "
-                                   "document.querySelector('#warm-up').offsetParent === null", timeout=10_000)
+            for page in pages:
+                page.wait_for_function("() => !document.querySelector('#warm-up') || "
+                                       "document.querySelector('#warm-up').offsetParent === null", timeout=10_000)
             assert predictor.warmth.ready and not predictor.warmth.failures
             browser.close()
     finally:
