@@ -13,7 +13,10 @@ tensorflow-datasets or Gradio.
 
 OUT receives at most 7 files of at most 16 MiB (safetensors cut into shards where needed, float16 weights), the
 8th being the benchmark's JSON; they are rewritten at every evaluation (each file renamed into place whole), so a
-window killed at any moment after its first evaluation leaves the last one:
+window killed at any moment after its first evaluation leaves the last one. The files of one delivery are
+written one after another, so a kill during a delivery can leave some files of that delivery beside the rest of
+the one before: each file is whole and names its step, and the release's shards carry the metrics of their own
+weights (metadata "evaluation"):
   config.json + model[-0000k-of-0000n].safetensors   the release checkpoint: the classifier, or the EMA generator
                                                       (for the GAN the snapshot with the best FD_NesT measured)
   resume[-0000k-of-0000n].safetensors                 what --resume needs to continue: the classifier's float32
@@ -86,9 +89,11 @@ def _read_resume(directory: Path) -> tuple[dict, dict]:
     return arrays, json.loads(metadata.get("run", "{}"))
 
 
-def _release(directory: Path, out: Path, steps: int, weights_dtype: str = "float16") -> None:
+def _release(directory: Path, out: Path, steps: int, weights_dtype: str = "float16",
+             evaluation: dict | None = None) -> None:
     """Copy a nestgen checkpoint directory into `out` as config.json + model shards in `weights_dtype`; the shards
-    carry the step, so that shards of two different saves are told apart (nestgen.convert.shards)."""
+    carry the step (so that shards of two different saves are told apart, nestgen.convert.shards) and, as JSON
+    under "evaluation", the metrics measured on these very weights."""
     import numpy as np
 
     from nestgen.convert.checkpoint import load_checkpoint
@@ -99,7 +104,10 @@ def _release(directory: Path, out: Path, steps: int, weights_dtype: str = "float
     record = json.loads((directory / "config.json").read_text())
     record["weights_dtype"] = weights_dtype
     arrays = {k: np.asarray(v, weights_dtype) for k, v in flatten(checkpoint.params).items()}
-    write_sharded(out, "model", arrays, metadata={"format": "nestgen", "steps": str(steps)})
+    metadata = {"format": "nestgen", "steps": str(steps)}
+    if evaluation is not None:
+        metadata["evaluation"] = json.dumps({**evaluation, "steps": steps})
+    write_sharded(out, "model", arrays, metadata=metadata)
     _write_text(out / "config.json", json.dumps(record, indent=2) + "\n")
 
 
@@ -164,7 +172,7 @@ def run_classifier(args, config, workdir: Path, budget, out: Path) -> dict:
         record["windows"] = int(previous.get("windows", 0)) + 1
         record["plan"] = plan or _fitted_schedule(workdir, steps)
         evaluation.update(metrics)
-        _release(workdir / "export", out, steps)
+        _release(workdir / "export", out, steps, evaluation=evaluation)
         write_sharded(out, "resume", relay_state.encode(state), metadata={"run": json.dumps(record)})
         _write_text(out / "eval.json", json.dumps({**evaluation, "steps": steps, **{k: record[k] for k in (
             "job", "device_kind", "images_seen", "images_seen_total", "windows", "plan", "wall_seconds",
