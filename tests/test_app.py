@@ -903,6 +903,14 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.wait_for_function("() => text('#interpolate-status')"
                            ".includes('from the projected image')", timeout=30_000)
 
+    # Explain the discriminator: a generated image, judged
+    page.get_by_role("tab", name="Explain the discriminator").click()
+    page.get_by_role("button", name="Generate an image").click()
+    page.wait_for_function("() => document.querySelector('#discriminator-upload img')?.complete", timeout=30_000)
+    page.get_by_role("button", name="Explain", exact=True).click()
+    page.wait_for_function("() => text('#discriminator-summary').includes('P(real)')", timeout=30_000)
+    page.screenshot(path=shots / f"discriminator-{width}.png", full_page=True)
+
     # Models: the cards' pictures load, no mailto links, no empty table headers, no folders of another machine
     page.get_by_role("tab", name="Models").click()
     page.wait_for_function(loaded, arg=["#cards", 1], timeout=30_000)
@@ -967,9 +975,10 @@ def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, t
             assert card_images and all(s == 200 for _, s in card_images), card_images
             page.close()
         browser.close()
-    assert all((shots / f"{n}-{w}.png").stat().st_size > 10_000 for n in ("generate", "classify", "bad-upload",
-                                                                         "interpolate", "mixing", "project",
-                                                                         "models") for w in (1280, 400))
+    assert all((shots / f"{n}-{w}.png").stat().st_size > 10_000 for n in ("generate", "class-grid", "classify",
+                                                                         "bad-upload", "interpolate", "mixing",
+                                                                         "project", "discriminator", "models",
+                                                                         "link") for w in (1280, 400))
     print(f"\nbrowser screenshots: {shots}")
 
 

@@ -67,6 +67,8 @@ def generate_tab(h: Handlers, g, limits, page):
         return h.sample_alone(*samples[0]), seeds, float(truncation), samples[0][1], samples
 
     def ready(caption):  # after a generation: both downloads clickable, the single one named after its sample
+        if not caption:  # nothing generated yet ("Reuse last seed" before any samples)
+            return gr.skip(), gr.skip()
         return gr.DownloadButton(f"Download {caption} alone", interactive=True), gr.DownloadButton(interactive=True)
 
     # Each generation keeps the tab's state (`kept`) in its own event, written before its samples reach the page:

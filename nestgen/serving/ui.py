@@ -148,7 +148,7 @@ def _discriminator_tab(h: Handlers, d, can_sample: bool, page) -> None:
             sample = gr.Button("Generate an image", visible=can_sample)
             run = gr.Button("Explain", variant="primary")
     status = status_line("discriminator")
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="discriminator-summary")
     with gr.Row():
         fake = gr.Image(label="most fake-looking path", format="png", height=256, interactive=False)
         real = gr.Image(label="most real-looking path", format="png", height=256, interactive=False)
