@@ -8,7 +8,9 @@ file system). Checkpoint directories use the same idea one level up (`nestgen.co
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +22,22 @@ def replacing(path: str | Path) -> Iterator[Path]:
     the block succeeds it becomes `path` (mode 0644), when it fails it is removed and `path` is untouched. The
     folder is created if needed. Raises what the block or the file system raises (OSError: full disk, …)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as error:  # name the file the user asked for, not a temporary name
+        raise OSError(error.errno, error.strerror, str(path)) from error
     os.close(handle)
     temporary = Path(name)
     try:
         yield temporary
         temporary.chmod(0o644)  # readable like any other output, not mkstemp's owner-only mode
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename in (None, name, str(temporary)):
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -37,4 +47,26 @@ def write_text(path: str | Path, text: str) -> Path:
     """`path.write_text(text)`, atomically (see `replacing`)."""
     with replacing(path) as temporary:
         temporary.write_text(text)
+    return Path(path)
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def save_safetensors(path: str | Path, arrays: dict, metadata: dict[str, str] | None = None) -> Path:
+    """safetensors.numpy.save_file, atomically (see `replacing`), with the file system's failures (a full disk, a
+    read-only folder), which safetensors reports as a SafetensorError, raised as OSError naming `path`."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import save_file
+
+    with replacing(path) as temporary:
+        try:
+            save_file(arrays, str(temporary), metadata=metadata)
+        except SafetensorError as error:
+            code = _OS_ERROR.search(str(error))
+            if code is None:
+                raise
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number) if number in errno.errorcode else str(error),
+                          str(path)) from error
     return Path(path)

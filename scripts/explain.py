@@ -34,8 +34,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
+    if not args.out.lower().endswith(".png"):  # before any work: the picture is a PNG
+        print(f"error: --out {args.out!r}: give a file name ending in .png (e.g. --out explanation.png)",
+              file=sys.stderr)
+        return 2
+
     from nestgen.convert.checkpoint import load_checkpoint
     from nestgen.data.images import load_image, preprocess
+    from nestgen.evaluation.pictures import save_png
     from nestgen.explain.gradcat import GradCAT, grad_cam
     from nestgen.explain.overlay import render_explanation
     from nestgen.shipped import default_classifier
@@ -61,7 +67,7 @@ def main(argv=None) -> int:
     picture = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)))
     for i, row in enumerate(rows):
         picture.paste(row, (0, i * row.height))
-    picture.save(args.out)
+    save_png(np.asarray(picture), args.out)  # a failed write keeps the previous file
     if args.json:
         print(json.dumps([e.to_dict() for e in explanations]))
     else:

@@ -26,10 +26,9 @@ def restore_export(returned: Path, into: Path) -> tuple[Path, dict]:
     """Rebuild the release checkpoint of a returned folder as a nestgen checkpoint directory `into/export`
     (config.json + the joined model.safetensors, loaded once to check names and shapes): (its path, the
     campaign's run record). Raises ShardError / CheckpointError naming what is missing."""
-    from safetensors.numpy import save_file
-
     from nestgen.convert.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
     from nestgen.convert.shards import read_sharded
+    from nestgen.files import save_safetensors
 
     if not (returned / CONFIG_FILE).is_file():
         raise CheckpointError(f"{returned / CONFIG_FILE} is missing: is this a folder scripts/campaign.py wrote?")
@@ -41,7 +40,7 @@ def restore_export(returned: Path, into: Path) -> tuple[Path, dict]:
     record = json.loads((returned / CONFIG_FILE).read_text())
     record.setdefault("metadata", {})["campaign"] = run
     (export / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    save_file(dict(arrays), str(export / WEIGHTS_FILE), metadata={"format": record.get("format", "nestgen")})
+    save_safetensors(export / WEIGHTS_FILE, dict(arrays), {"format": record.get("format", "nestgen")})
     load_checkpoint(export)  # names, shapes and config checked before anything is measured
     if (returned / "metrics.jsonl").is_file():
         (into / "metrics.jsonl").write_text((returned / "metrics.jsonl").read_text())

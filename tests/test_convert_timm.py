@@ -189,6 +189,11 @@ def test_code_in_a_training_checkpoint_never_runs(tmp_path):
         archive.writestr("archive/data.pkl", pickle.dumps(_System(f"touch {marker}"), protocol=2))
     with pytest.raises(UnsafeCheckpointError, match=r"is a pickled '(posix|os).system' object, not a dictionary"):
         load_timm(tmp_path / "object.pth", SMALL)
+    # a whole pickled module under a weights entry ({'epoch': 3, 'model': model}): named, with what to do
+    torch.save({"epoch": 3, "model": model}, tmp_path / "module.pth.tar")
+    with pytest.raises(UnsafeCheckpointError, match=r"entry 'model' is a pickled 'timm.models.nest.Nest' object, "
+                                                    r"not a dictionary .* save model.state_dict\(\) instead"):
+        load_timm(tmp_path / "module.pth.tar", SMALL)
     assert not marker.exists()
 
 

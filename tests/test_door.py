@@ -301,7 +301,7 @@ def test_a_read_only_folder_and_a_full_stdout_are_one_line_each(numbered_generat
         run = _run(ROOT / "scripts" / "sample.py", "--checkpoint", numbered_generator, "--num", "1",
                    "--out", disk / "g.png")
         assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
-        assert "read-only" in run.stderr
+        assert "read-only" in run.stderr and f"({disk / 'g.png'})" in run.stderr  # the file asked for, not a temporary
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     with open(os.devnull if not Path("/dev/full").exists() else "/dev/full", "w") as full:
@@ -309,6 +309,61 @@ def test_a_read_only_folder_and_a_full_stdout_are_one_line_each(numbered_generat
                               "--json", image], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
     assert run.returncode == 2 and run.stderr.startswith("error: no space left on the device"), run.stderr
     assert run.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("command", "name"), [("to-timm", "m.safetensors"), ("to-official", "ck.flax"),
+                                               ("repack", "ck")])
+def test_every_writer_on_a_full_disk_or_a_read_only_folder_is_one_line_and_leaves_no_partial_file(
+        tiny_checkpoint, tmp_path, command, name):
+    """safetensors reports a full disk as its own SafetensorError, and a file written in place was left half
+    written: every writer goes through nestgen.files, whose failures name the file asked for."""
+    convert = [ROOT / "scripts" / "convert.py", command, "--checkpoint", tiny_checkpoint, "--output"]
+    with _small_disk(tmp_path / "disk", "256k") as disk:
+        assert _run(*convert, disk / name).returncode == 0
+        before = {p.name: p.read_bytes() for p in (disk / name).glob("*")} if command == "repack" else (
+            disk / name).read_bytes()
+        _fill(disk)
+        run = _run(*convert, disk / name)
+        lines = [line for line in run.stderr.splitlines() if not line.startswith("note:")]  # to-timm's GELU note
+        assert run.returncode == 2 and len(lines) == 1, run.stderr
+        assert lines[0].startswith("error: no space left on the device") and str(disk / name) in lines[0]
+        after = {p.name: p.read_bytes() for p in (disk / name).glob("*")} if command == "repack" else (
+            disk / name).read_bytes()
+        assert after == before and sorted(p.name for p in disk.iterdir()) == sorted([name, "filler"])
+    with _small_disk(tmp_path / "ro", "64k", "ro") as disk:
+        run = _run(*convert, disk / name)
+        lines = [line for line in run.stderr.splitlines() if not line.startswith("note:")]
+        assert run.returncode == 2 and len(lines) == 1, run.stderr
+        assert "read-only" in lines[0] and str(disk / name) in lines[0]
+
+
+def test_explain_refuses_an_output_that_is_not_a_png_before_any_work(tiny_checkpoint, tmp_path):
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    for out in (tmp_path / "folder", tmp_path / "picture.jpg"):
+        run = _run(ROOT / "scripts" / "explain.py", "--checkpoint", tiny_checkpoint, "--image", image, "--out", out)
+        assert run.returncode == 2 and _error_lines(run.stderr) == [
+            f"error: --out {str(out)!r}: give a file name ending in .png (e.g. --out explanation.png)"], run.stderr
+        assert not out.exists()
+    run = _run(ROOT / "scripts" / "explain.py", "--checkpoint", tiny_checkpoint, "--image", image, "--out",
+               tmp_path / "e.png")
+    assert run.returncode == 0 and Image.open(tmp_path / "e.png").format == "PNG", run.stderr
+
+
+def test_a_generator_s_tracked_mean_of_w_is_checked_at_load(numbered_generator, tmp_path):
+    broken = tmp_path / "g"
+    shutil.copytree(numbered_generator, broken)
+    w_avg = np.zeros((10, TINY_G.w_dim))
+    w_avg[3, 5] = np.nan
+    _edit_config(broken, metadata={"w_avg": w_avg.tolist()})
+    with pytest.raises(CheckpointError, match=r"metadata.w_avg holds 1 NaN or infinite value \(of 320\)"):
+        load_checkpoint(broken)
+    out = tmp_path / "grid.png"
+    assert _script("sample")(["--checkpoint", str(broken), "--truncation", "0.7", "--out", str(out)]) == 2
+    assert not out.exists()  # no black grid
+    _edit_config(broken, metadata={"w_avg": np.zeros((9, TINY_G.w_dim)).tolist()})
+    with pytest.raises(CheckpointError, match=r"is of shape \(9, 32\); this generator needs \(10, 32\)"):
+        load_checkpoint(broken)
 
 
 def test_the_trainer_on_a_full_disk_is_one_line_without_orbax_noise(tmp_path):

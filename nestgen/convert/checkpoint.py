@@ -27,6 +27,7 @@ from nestgen.data.classes import ClassError, check_class_names
 FORMAT = "nestgen"
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+W_AVG_KEY = "w_avg"  # a generator's metadata: the tracked mean of w, (num_classes or 1, w_dim) as nested lists
 WEIGHT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -77,8 +78,7 @@ def save_checkpoint(directory: str | Path, config, params: dict[str, Any], *, cl
                     preprocess: dict[str, Any] | None = None, weights_dtype: str = "float32",
                     metadata: dict[str, Any] | None = None) -> Path:
     """Write `directory` (config.json + model.safetensors) atomically; returns its path."""
-    from safetensors.numpy import save_file
-
+    from nestgen.files import save_safetensors
     from nestgen.models.registry import abstract_params
 
     directory = Path(directory)
@@ -100,10 +100,13 @@ def save_checkpoint(directory: str | Path, config, params: dict[str, Any], *, cl
     arrays = {k: np.ascontiguousarray(np.asarray(v, np.float32).astype(WEIGHT_DTYPES[weights_dtype]))
               for k, v in flat.items()}
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        save_file(arrays, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as error:  # name the checkpoint asked for, not a temporary name
+        raise OSError(error.errno, error.strerror, str(directory)) from error
+    try:
+        save_safetensors(staging / WEIGHTS_FILE, arrays, {"format": FORMAT})
         (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
         for path in (staging / WEIGHTS_FILE, staging / CONFIG_FILE):
             path.chmod(0o644)  # readable like any other file, not mkdtemp's owner-only mode
@@ -120,6 +123,9 @@ def save_checkpoint(directory: str | Path, config, params: dict[str, Any], *, cl
                 old.rename(directory)  # put the previous checkpoint back
             raise
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:  # a full disk, …: name the checkpoint asked for, not the staging folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OSError(error.errno, error.strerror, str(directory)) from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -162,6 +168,24 @@ def check_finite(flat: dict[str, Any], where: str) -> None:
         raise CheckpointError(f"{where}: tensor {name!r} holds {count:,} NaN or infinite value{'s' * (count != 1)} "
                               f"(of {size:,}){more}; the weights are corrupt or training diverged: use another "
                               f"checkpoint")
+
+
+def check_w_avg(w_avg: Any, config, where: str) -> None:
+    """A generator's tracked mean of w (metadata `w_avg`, what truncation pulls toward): finite numbers of shape
+    (num_classes or 1, w_dim). CheckpointError naming what is wrong."""
+    rows = max(config.num_classes, 1)
+    try:
+        array = np.asarray(w_avg, np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.shape != (rows, config.w_dim):
+        shape = "not an array of numbers" if array is None else f"of shape {array.shape}"
+        raise CheckpointError(f"{where}: metadata.{W_AVG_KEY} is {shape}; this generator needs ({rows}, "
+                              f"{config.w_dim}) numbers (the mean of w per class): use the file the trainer wrote")
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise CheckpointError(f"{where}: metadata.{W_AVG_KEY} holds {bad:,} NaN or infinite value{'s' * (bad != 1)} "
+                              f"(of {array.size:,}); the file is corrupt or training diverged: use another checkpoint")
 
 
 def check_preprocess(preprocess: Any, config, where: str) -> dict[str, Any]:
@@ -240,5 +264,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     metadata = record.get("metadata", {})
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{where}: 'metadata' must be an object, got {type(metadata).__name__}")
+    if config.kind == "generator" and W_AVG_KEY in metadata:
+        check_w_avg(metadata[W_AVG_KEY], config, str(where))
     params = unflatten({k: jnp.asarray(np.asarray(v, np.float32)) for k, v in flat.items()})
     return Checkpoint(config, params, class_names, preprocess, metadata, directory)

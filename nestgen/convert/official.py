@@ -15,6 +15,7 @@ import numpy as np
 from flax import serialization
 
 from nestgen.convert.tree import ParameterTreeError, check_tree, expected_shapes, flatten, shapes, unflatten
+from nestgen.files import replacing
 from nestgen.models.classifier import NestConfig
 
 E = "encoder/"
@@ -131,4 +132,5 @@ def load_official(path: str | Path, cfg: NestConfig) -> dict[str, Any]:
 def save_official(path: str | Path, flat: dict[str, Any], cfg: NestConfig) -> None:
     """Write nestgen parameters as an official-style msgpack tree under `optimizer/target`."""
     tree = {k: np.asarray(v) for k, v in to_official(flat, cfg).items()}
-    Path(path).write_bytes(serialization.msgpack_serialize({"optimizer": {"target": unflatten(tree)}}))
+    with replacing(path) as temporary:  # a full disk leaves no partial file and the previous one whole
+        temporary.write_bytes(serialization.msgpack_serialize({"optimizer": {"target": unflatten(tree)}}))

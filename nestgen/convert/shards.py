@@ -10,7 +10,6 @@ throughout: no pickles.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def write_sharded(directory: str | Path, stem: str, arrays: dict[str, np.ndarray
     """Write `arrays` as one or more safetensors files of at most `max_bytes` of tensor data each.
 
     Raises ShardError if a single array is larger than `max_bytes` (it cannot be split without changing names)."""
-    from safetensors.numpy import save_file
+    from nestgen.files import save_safetensors
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -47,9 +46,7 @@ def write_sharded(directory: str | Path, stem: str, arrays: dict[str, np.ndarray
     paths = []
     for index, shard in enumerate(shards, start=1):  # each shard complete or not there: temporary file, rename
         name = f"{stem}.safetensors" if len(shards) == 1 else f"{stem}-{index:05d}-of-{len(shards):05d}.safetensors"
-        temporary = directory / f".{name}.tmp"
-        save_file(shard, str(temporary), metadata=dict(metadata or {}))
-        os.replace(temporary, directory / name)
+        save_safetensors(directory / name, shard, dict(metadata or {}))
         paths.append(directory / name)
     for stale in directory.glob(f"{stem}*.safetensors"):  # an earlier, differently cut save
         if stale not in paths and (stale.name == f"{stem}.safetensors" or _SHARD.match(stale.name)):

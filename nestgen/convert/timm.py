@@ -16,7 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from nestgen.convert.torch_zip import Skipped, read_state_dict, tensor_dict
+from nestgen.convert.torch_zip import Skipped, read_state_dict, skipped_origin, tensor_dict
 from nestgen.convert.tree import ParameterTreeError, check_tree, expected_shapes, flatten, shapes
 from nestgen.models.classifier import NestConfig
 
@@ -152,6 +152,8 @@ def select_weights(checkpoint: Any, entry: str | None = None, what: str = "check
         for name in WEIGHT_ENTRIES:
             if isinstance(checkpoint.get(name), dict):
                 return name, tensor_dict(checkpoint[name], f"{what} entry {name!r}")
+            if name in checkpoint and skipped_origin(checkpoint[name]) is not None:  # a whole pickled module
+                return name, tensor_dict(checkpoint[name], f"{what} entry {name!r}")  # raises, naming its class
         if checkpoint and not any(isinstance(v, np.ndarray | Skipped) for v in checkpoint.values()):
             raise ValueError(f"{what} holds no weights: none of its entries ({', '.join(map(repr, checkpoint))}) is a "
                              f"tensor or one of {', '.join(WEIGHT_ENTRIES)}")
@@ -242,9 +244,9 @@ def load_timm(path: str | Path, cfg: NestConfig, entry: str | None = None) -> di
 
 def save_timm(path: str | Path, flat: dict[str, Any], cfg: NestConfig) -> dict[str, Any]:
     """Write nestgen parameters as a timm safetensors file; returns (and stores as metadata) timm's Nest kwargs."""
-    from safetensors.numpy import save_file
+    from nestgen.files import save_safetensors
 
     state = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in to_timm(flat, cfg).items()}
     kwargs = timm_kwargs(cfg)
-    save_file(state, str(path), metadata={"format": "pt", "timm_nest_kwargs": json.dumps(kwargs)})
+    save_safetensors(path, state, {"format": "pt", "timm_nest_kwargs": json.dumps(kwargs)})
     return kwargs

@@ -22,7 +22,6 @@ and casts back to the template's dtypes; a file that does not fit raises `RelayS
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +81,9 @@ def encode(state: Any, *, compact: bool = True, moments: bool = True) -> dict[st
 def save_state(path: str | Path, state: Any, metadata: dict[str, Any], *, compact: bool = True,
                moments: bool = True) -> int:
     """Write `state` (any pytree of arrays) and `metadata` (JSON-able) to `path`; returns the file's bytes."""
-    from safetensors.numpy import save_file
+    from nestgen.files import save_safetensors
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(encode(state, compact=compact, moments=moments), str(temporary),
-              metadata={"relay": json.dumps(metadata)})
-    os.replace(temporary, path)
+    path = save_safetensors(path, encode(state, compact=compact, moments=moments), {"relay": json.dumps(metadata)})
     return path.stat().st_size
 
 
