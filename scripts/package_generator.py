@@ -1,13 +1,18 @@
-"""Turn a trained GAN export (the EMA generator) into a release checkpoint with a model card and a sample grid.
+"""Turn a trained GAN (its EMA generator) into a release checkpoint with a model card and a sample grid.
 
   python scripts/package_generator.py --export runs/gan-cpu/export \
       --output checkpoints/gan-cifar10-nest_gen_micro_32_cond --hardware "2-core x86_64 CPU" --train-time "..." \
       --train-command "python scripts/train_gan.py --config configs/gan_cifar10.py:cpu --workdir runs/gan-cpu"
+  python scripts/package_generator.py --relay gan --output checkpoints/gan-cifar10-nest_gen_micro_32_cond
+
+`--relay JOB` packages the committed state of a CPU relay run (relay/JOB, scripts/relay.py): hardware, hours,
+legs and the curve of FD_NesT, KD_NesT, precision and recall come from its record.
 
 Measures FD_NesT (the Fréchet distance in the shipped classifier's pooled features, spec.md §5's offline proxy; never
 called FID), KD_NesT and precision/recall of `--num` samples against the CIFAR-10 test images with float32 and with
-float16 weights, ships float16 when FD_NesT moves by less than 1%, writes `samples.png` (one row per class, seeds
-0…9 in every row), the FD_NesT curve of the run (from its metrics.jsonl) and README.md (the model card).
+float16 weights, ships float16 when FD_NesT moves by less than 1%, measures how much the coarse and the fine
+levels' seeds move the picture (sampling.level_mixing_effect, crossover 1), writes `samples.png` (one row per class,
+seeds 0…9 in every row), the curve of the run (from its metrics.jsonl or relay record) and README.md (the card).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from nestgen.cli import entry_point
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
 
@@ -27,14 +33,18 @@ DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
 @entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--export", required=True, help="the GAN trainer's export directory (EMA generator)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--export", help="the GAN trainer's export directory (EMA generator)")
+    source.add_argument("--relay", metavar="JOB", help="a CPU relay GAN job's committed state (relay/JOB)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="with --relay: where the states live "
+                        "(default: relay/)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--reference", default=DEFAULT_REFERENCE)
     parser.add_argument("--features", default=DEFAULT_FEATURES)
     parser.add_argument("--num", type=int, default=2000, help="samples for FD_NesT (the regression test uses 2,000)")
-    parser.add_argument("--hardware", required=True)
-    parser.add_argument("--train-time", required=True)
-    parser.add_argument("--train-command", required=True)
+    parser.add_argument("--hardware", help="with --export: the machine that trained it")
+    parser.add_argument("--train-time", help="with --export: how long it trained")
+    parser.add_argument("--train-command", help="with --export: the command that trained it")
     parser.add_argument("--title", default="NesT GAN, class-conditional CIFAR-10")
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
@@ -45,10 +55,24 @@ def main(argv=None) -> int:
     import numpy as np
 
     from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
-    from nestgen.evaluation.sampling import GeneratorSampler, grid, save_png
+    from nestgen.evaluation.sampling import GeneratorSampler, grid, level_mixing_effect, save_png
     from nestgen.serving.cards import strip_machine_paths
 
-    export = load_checkpoint(args.export)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.relay:
+            from nestgen.training import relay
+
+            record = relay.export_generator(args.relay, Path(tmp) / "export", root=ROOT, state_root=args.state_dir)
+            export = load_checkpoint(Path(tmp) / "export")
+            _from_relay(args, record)
+            curve = record["curve"]
+        else:
+            if not (args.hardware and args.train_time and args.train_command):
+                print("error: with --export give --hardware, --train-time and --train-command (they go into the "
+                      "model card)", file=sys.stderr)
+                return 2
+            export = load_checkpoint(args.export)
+            curve = _curve(Path(args.export).parent)
     network = fid.load_features(args.features)
 
     def measure(checkpoint):
@@ -67,7 +91,8 @@ def main(argv=None) -> int:
     card = {"metric": shipped.label, **shipped.metrics, "fd_nest_float32_weights": fd32,
             "fd_nest_float16_weights": fd16, "protocol": shipped.protocol, "hardware": args.hardware,
             "train_time": args.train_time, "train_command": args.train_command,
-            "images_seen": export.metadata.get("images_seen"), "curve": _curve(Path(args.export).parent)}
+            "images_seen": export.metadata.get("images_seen"), "curve": curve,
+            "level_mixing": level_mixing_effect(GeneratorSampler(export, batch_size=100), crossover=1)}
     metadata = dict(export.metadata, model_card=card)
     out = save_checkpoint(args.output, export.config, export.params, class_names=export.class_names,
                           preprocess=export.preprocess, weights_dtype=dtype, metadata=metadata)
@@ -80,8 +105,20 @@ def main(argv=None) -> int:
     return 0
 
 
+def _from_relay(args, record: dict) -> None:
+    """The card's hardware, training time and command from a relay record (one line per leg)."""
+    legs = record["legs"]
+    args.hardware = "; ".join(sorted({leg["machine"] for leg in legs}))
+    args.train_time = (f"{record['images_seen']:,} images in {len(legs)} legs, {record['hours']:.2f} h wall at nice 19 "
+                       "(each leg shared its machine with a working session's tests): "
+                       + "; ".join(f"leg {leg['leg']} {leg['started'][:10]} {leg['from_images']:,} → "
+                                   f"{leg['to_images']:,} images in {leg['wall_seconds'] / 3600:.2f} h"
+                                   for leg in legs))
+    args.train_command = f"python scripts/relay.py --job {record['job']} --until HH:MM  # {len(legs)} legs"
+
+
 def _curve(workdir: Path) -> list[dict[str, float]]:
-    """The run's periodic FD_NesT: [{"images": …, "fd_nest": …}] from WORKDIR/metrics.jsonl."""
+    """The run's periodic FD_NesT: [{"images": …, "fid/fd_nest": …}] from WORKDIR/metrics.jsonl."""
     path = workdir / "metrics.jsonl"
     if not path.is_file():
         return []
@@ -89,7 +126,7 @@ def _curve(workdir: Path) -> list[dict[str, float]]:
     by_step = {}
     for r in records:
         by_step.setdefault(r["step"], {}).update(r)
-    return [{"images": int(r["gan/images_seen"]), "fd_nest": r["fid/fd_nest"]}
+    return [{"images": int(r["gan/images_seen"]), **{k: v for k, v in r.items() if k.startswith("fid/")}}
             for _, r in sorted(by_step.items()) if "fid/fd_nest" in r and "gan/images_seen" in r]
 
 
@@ -100,7 +137,10 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
     disc_text = f"{disc.get('kind', '?')} " + ", ".join(f"{k}={v}" for k, v in disc.items() if k != "kind")
     optim, loss = config.get("optim", {}), config.get("loss", {})
     size_kb = (out / "model.safetensors").stat().st_size / 1024
-    curve = "\n".join(f"| {p['images']:,} | {p['fd_nest']:.2f} |" for p in card["curve"]) or "| – | – |"
+    curve = "\n".join(f"| {p['images']:,} | {p['fid/fd_nest']:.3f} | {_number(p, 'fid/kd_nest', 4)} | "
+                      f"{_number(p, 'fid/precision', 3)} | {_number(p, 'fid/recall', 3)} |"
+                      for p in card["curve"]) or "| – | – | – | – | – |"
+    mixing = card["level_mixing"]
     p = card["protocol"]
     return f"""# {args.title}: `{out.name}`
 
@@ -119,7 +159,8 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
 | truncation | `config.json` metadata `w_avg`: the tracked mean of w per class |
 | classes | {', '.join(export.class_names)} |
 | training data | {meta.get('train_data')} (JPEG-compressed CIFAR-10), x-flips |
-| recipe | {loss.get('kind')} loss, R1 γ {loss.get('r1_gamma')} every {loss.get('r1_every')} steps, DiffAugment \
+| recipe | {loss.get('kind')} loss, R1 γ {loss.get('r1_gamma')}{_r2(loss)} every {loss.get('r1_every')} steps, \
+level mixing {loss.get('level_mixing', 0.0)} (fraction of fakes with a second seed's fine levels), DiffAugment \
 {loss.get('diffaugment')}, Adam β ({optim.get('b1')}, {optim.get('b2')}), lr G {optim.get('g_lr')} / D \
 {optim.get('d_lr')}, batch {meta.get('global_batch')}, EMA half-life \
 {config.get('ema', {}).get('half_life_images')} images, compute {config.get('dtype')} |
@@ -135,11 +176,13 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
   TransGAN 9.26, all clean/legacy Inception FID with 50k samples). For reference on the same scale: the first
   10,000 CIFAR-10 training images score 0.048 and a randomly initialised `nest_gen_micro_32_cond` 112.9.
 - No FID: clean-fid's Inception weights cannot be downloaded on the machine that trained this model.
+- Level mixing (crossover {mixing['crossover']}, seeds 0…7, every class): changing the coarse levels' seed moves
+  pixels by {mixing['coarse']:.1f} / 255 on average, the fine levels' seed by {mixing['fine']:.1f} / 255.
 
-FD_NesT of 2,000 EMA samples during training (the trainer's periodic evaluation):
+Measured during training (the trainer's periodic evaluation, EMA samples, the same features):
 
-| images seen | FD_NesT |
-|---|---|
+| images seen | FD_NesT | KD_NesT | precision | recall |
+|---|---|---|---|---|
 {curve}
 
 Reproduce the measurement:
@@ -153,10 +196,24 @@ Reproduce the model:
 
 ```bash
 {args.train_command}
-python scripts/package_generator.py --export WORKDIR/export --output {out} --hardware "..." --train-time "..." \\
-    --train-command "..."
+{_package_command(args, out)}
 ```
 """
+
+
+def _r2(loss: dict) -> str:
+    return f" and R2 γ {loss['r2_gamma']}" if loss.get("r2_gamma") else ""
+
+
+def _number(point: dict, key: str, digits: int) -> str:
+    return f"{point[key]:.{digits}f}" if key in point else "–"
+
+
+def _package_command(args, out: Path) -> str:
+    if args.relay:
+        return f"python scripts/package_generator.py --relay {args.relay} --output {out}"
+    return (f"python scripts/package_generator.py --export WORKDIR/export --output {out} --hardware \"...\" "
+            '--train-time "..." \\\n    --train-command "..."')
 
 
 if __name__ == "__main__":

@@ -143,6 +143,47 @@ def test_legs_add_up_to_one_run(smoke_jobs, tmp_path, monkeypatch, job, settings
         assert all("eval/top1" in point for point in record["curve"])
     status = {entry["job"]: entry for entry in relay.status(ROOT, tmp_path / "relay")}
     assert status[job]["images_seen"] == total * batch and status[job]["legs"] == 2
+    if job == "gan":  # the release is made from the committed state alone (package_generator.py --relay)
+        _release_is_the_state_s_ema_generator(tmp_path, state_path, total * batch)
+
+
+def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
+    from nestgen.convert.checkpoint import load_checkpoint
+    from nestgen.convert.tree import flatten
+    from nestgen.evaluation.sampling import GeneratorSampler
+
+    record = relay.export_generator("gan", tmp_path / "export", root=ROOT, state_root=tmp_path / "relay")
+    released, stored = load_checkpoint(tmp_path / "export"), load_file(str(state_path))
+    ema = {k.removeprefix("g_ema/"): v for k, v in stored.items() if k.startswith("g_ema/")}
+    weights = flatten(released.params)
+    assert weights.keys() == ema.keys() and all(np.array_equal(weights[k], ema[k]) for k in ema)
+    np.testing.assert_array_equal(np.asarray(released.metadata["w_avg"], np.float32),
+                                  stored["w_avg"].astype(np.float32))
+    assert released.metadata["images_seen"] == record["images_seen"] == images
+    assert [leg["leg"] for leg in released.metadata["relay"]["legs"]] == [1, 2]
+    assert load_checkpoint(tmp_path / "export_discriminator").config.kind != "generator"
+    assert GeneratorSampler(released).sample([0, 1], 3).shape[0] == 2
+    with pytest.raises(relay.RelayError, match="not a GAN relay job"):
+        relay.export_generator("classifier", tmp_path / "no", root=ROOT, state_root=tmp_path / "relay")
+    # the release with its card, from the state alone
+    from nestgen.data.synthetic import write_image_folder
+
+    rng = np.random.default_rng(0)
+    reference = write_image_folder(tmp_path / "reference", rng.integers(0, 255, (40, 16, 16, 3), dtype=np.uint8),
+                                   np.arange(40) % 10, released.class_names, split="test")
+    argv = ["--relay", "gan", "--state-dir", str(tmp_path / "relay"), "--output", str(tmp_path / "shipped"),
+            "--num", "40", "--reference", f"folder:{reference}@test"]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("package_generator", ROOT / "scripts" / "package_generator.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(argv) == 0  # in this process: the relay's jobs are the smoke ones here
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert f"{images:,} images in 2 legs" in card and "python scripts/package_generator.py --relay gan" in card
+    assert "Level mixing (crossover 1" in card and "| images seen | FD_NesT | KD_NesT | precision | recall |" in card
+    shipped = load_checkpoint(tmp_path / "shipped")
+    assert shipped.metadata["model_card"]["level_mixing"]["fine"] > 0
 
 
 def test_a_leg_resumes_only_its_own_state_folder_s_checkpoints(tmp_path):

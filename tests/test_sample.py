@@ -177,6 +177,21 @@ def test_mix_levels_takes_coarse_levels_from_rows_and_fine_levels_from_columns(s
     assert not np.array_equal(root[0, 0], root[1, 0])
 
 
+def test_level_mixing_effect_measures_rows_and_columns_of_the_grid_per_class(sampler):
+    from nestgen.evaluation.sampling import level_mixing_effect
+
+    effect = level_mixing_effect(sampler, crossover=2, seeds=[3, 4, 5])
+    by_class = []
+    for class_index in range(3):
+        grid = sampler.mix_levels([3, 4, 5], [3, 4, 5], 2, class_index).astype(np.float64)  # (A, B, H, W, 3)
+        rows = [np.abs(grid[i] - grid[k]).mean() for i in range(3) for k in range(3) if i != k]  # coarse seed
+        columns = [np.abs(grid[:, j] - grid[:, k]).mean() for j in range(3) for k in range(3) if j != k]  # fine
+        by_class.append((np.mean(rows), np.mean(columns)))
+    coarse, fine = np.mean(by_class, axis=0)
+    assert effect["crossover"] == 2 and effect["coarse"] == pytest.approx(coarse, rel=1e-5)
+    assert effect["fine"] == pytest.approx(fine, rel=1e-5) and effect["coarse"] > 0 and effect["fine"] > 0
+
+
 @pytest.mark.parametrize("crossover", [0, 3, -1, 1.5])
 def test_mix_levels_refuses_crossovers_that_do_not_mix(sampler, crossover):
     with pytest.raises(ValueError, match=r"^crossover must be a level from 1 to 2 \(this generator has 3 levels"):

@@ -200,6 +200,47 @@ def run_leg(job_name: str, seconds: float, *, root: Path, state_root: Path | Non
             "result": {k: v for k, v in result.items() if isinstance(v, (int, float, str))}}
 
 
+def export_generator(job_name: str, out: Path, *, root: Path, state_root: Path | None = None) -> dict[str, Any]:
+    """Write the EMA generator of a GAN job's committed state to `out` (a nestgen checkpoint directory, float32, as
+    the trainer's `export`) and its discriminator to `out`_discriminator; returns the job's record.
+
+    The release of a relay run is made from what the repository holds, on any machine (scripts/package_generator.py
+    --relay). Raises RelayError for a job that is not a GAN or has no state yet."""
+    import jax
+
+    from nestgen.convert.checkpoint import save_checkpoint
+    from nestgen.data.sources import list_source_split
+    from nestgen.training.configs import load_config
+    from nestgen.training.gan_trainer import create_optimizers, generator_checkpoint, init_state, validate
+
+    job = JOBS.get(job_name)
+    if job is None or job.trainer != "gan":
+        raise RelayError(f"{job_name!r} is not a GAN relay job; GAN jobs: "
+                         f"{', '.join(n for n, j in JOBS.items() if j.trainer == 'gan')}")
+    directory = (state_root or root / "relay") / job.name
+    if not (directory / STATE_FILE).is_file():
+        raise RelayError(f"{directory / STATE_FILE} does not exist: run a leg first "
+                         f"(scripts/relay.py --job {job.name} --until HH:MM)")
+    config = load_config(str(root / job.config))
+    record = json.loads((directory / RECORD_FILE).read_text())
+    g_cfg, d_cfg = validate(config)
+    template = init_state(g_cfg, d_cfg, *create_optimizers(config), jax.random.key(config.seed))
+    state, stored = relay_state.load_state(directory / STATE_FILE, template)
+    class_names = list_source_split(config.data.train, config.data.train_split).class_names
+    metadata = {"trained_by": "nestgen.training.gan_trainer (scripts/relay.py)", "train_data": str(config.data.train),
+                "steps": int(stored["step"]), "images_seen": int(stored["images"]),
+                "global_batch": config.global_batch, "devices": 1, "device_kind": "cpu",
+                "discriminator": d_cfg.to_dict(), "config": config.to_dict(),
+                "relay": {"job": job.name, "legs": record["legs"], "hours": record.get("hours")}}
+    checkpoint = generator_checkpoint(g_cfg, state, class_names, metadata)
+    save_checkpoint(out, g_cfg, checkpoint.params, class_names=class_names, preprocess=checkpoint.preprocess,
+                    metadata=checkpoint.metadata)
+    save_checkpoint(Path(f"{out}_discriminator"), d_cfg, jax.device_get(state.d_params),
+                    class_names=class_names if d_cfg.num_classes else [], preprocess=checkpoint.preprocess,
+                    metadata={k: v for k, v in metadata.items() if k != "relay"})
+    return record
+
+
 def status(root: Path, state_root: Path | None = None) -> list[dict[str, Any]]:
     """One summary per job that has a record: images, legs, hours, the last point of its curve."""
     out = []
