@@ -5,9 +5,10 @@ priority, until a given time, and write the state back (nestgen/training/relay.p
   python scripts/relay.py --status                                                     # images, legs, hours
   git add relay && git commit -m "relay: gan leg"                                      # before the session ends
 
---until takes a local time (HH:MM, today) or minutes (90m). The state (relay/<job>/state.safetensors) and the
-record (relay/<job>/record.json) are rewritten after every checkpoint, so committing them at any moment keeps
-what the leg has done so far. Jobs: classifier, gan, gan-r3gan, gan-mixing, gan-today.
+--until takes a local time (HH:MM, its next occurrence within 12 hours) or minutes (90m). The state
+(relay/<job>/state.safetensors) and the record (relay/<job>/record.json) are rewritten after every checkpoint, so
+committing them at any moment keeps what the leg has done so far.
+Jobs: classifier, gan, gan-r3gan, gan-mixing, gan-today.
 """
 
 from __future__ import annotations

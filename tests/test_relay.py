@@ -75,7 +75,11 @@ def test_until_accepts_a_clock_time_or_minutes_and_refuses_too_little():
     with pytest.raises(relay.RelayError, match="HH:MM"):
         relay.parse_until("half past ten", now)
     with pytest.raises(relay.RelayError, match="at least 2"):
-        relay.parse_until("08:59", now)
+        relay.parse_until("09:01", now)
+    with pytest.raises(relay.RelayError, match=r"that was 60 minutes ago \(it is now 09:00\)"):
+        relay.parse_until("08:00", now)
+    late = dt.datetime(2026, 12, 6, 23, 40)  # a session that starts before midnight and ends after it
+    assert relay.parse_until("02:10", late) == 150 * 60
 
 
 def test_a_budget_that_does_not_fit_keeps_the_schedule():

@@ -87,7 +87,9 @@ def machine() -> str:
 
 
 def parse_until(text: str, now: dt.datetime | None = None) -> float:
-    """Seconds from now to `text`: 'HH:MM' (local time, today) or a number of minutes ('90m')."""
+    """Seconds from now to `text`: 'HH:MM' (local time, its next occurrence within 12 hours, so 02:10 typed at
+    23:40 is tomorrow's) or a number of minutes ('90m'). RelayError for anything else, a time that passed less
+    than 12 hours ago, or less than 2 minutes."""
     now = now or dt.datetime.now()
     if text.endswith("m") and text[:-1].replace(".", "", 1).isdigit():
         seconds = float(text[:-1]) * 60
@@ -97,6 +99,11 @@ def parse_until(text: str, now: dt.datetime | None = None) -> float:
         except ValueError as error:
             raise RelayError(f"--until {text!r}: give a local time HH:MM (e.g. 08:40) or minutes (e.g. 90m)") from error
         seconds = (dt.datetime.combine(now.date(), clock) - now).total_seconds()
+        if seconds <= -12 * 3600:  # past midnight: the clock time of the next day
+            seconds += 24 * 3600
+        if seconds < 0:
+            raise RelayError(f"--until {text}: that was {-seconds / 60:.0f} minutes ago (it is now "
+                             f"{now:%H:%M}); give a later time or minutes (e.g. 90m)")
     if seconds < 120:
         raise RelayError(f"--until {text}: that leaves {seconds / 60:.1f} minutes; a leg needs at least 2 "
                          "(compilation and the final save)")
