@@ -111,31 +111,40 @@ def quiet_background_errors(keep_after_failure: bool = True):
 
 class _WithoutClosedLoopTracebacks:
     """stderr without the tracebacks tensorstore's native write callbacks print (not through any hook) after a
-    failed orbax save, when they find orbax's event loop closed (`RuntimeError: Event loop is closed`). A
-    traceback is held until its last line; any other one is written whole, and all other text at once."""
+    failed orbax save, when they find orbax's event loop closed (`RuntimeError: Event loop is closed`). Several
+    threads print them at the same time, interleaved with each other and with the script's own error line, so
+    each thread's text is followed on its own: from a "Traceback" line on it is held until that traceback's last
+    line, then dropped if that line is the closed-loop RuntimeError and written whole otherwise. All other text is
+    written at once."""
+
+    _START, _CLOSED = "Traceback (most recent call last):", "RuntimeError: Event loop is closed"
 
     def __init__(self, stream):
-        self._stream, self._held, self._lock = stream, "", threading.Lock()
+        self._stream, self._lock = stream, threading.Lock()
+        self._threads: dict[int, list] = {}  # thread → [partial line, held lines]
 
     def write(self, text: str) -> int:
         with self._lock:
-            if not self._held and not text.startswith("Traceback (most recent call last)"):
+            state = self._threads.setdefault(threading.get_ident(), ["", []])
+            if not state[0] and not state[1] and not text.startswith(self._START):
                 return self._stream.write(text)
-            self._held += text
-            while "\n" in self._held:
-                lines = self._held.split("\n")
-                ends = [i for i, line in enumerate(lines[1:-1], 1) if line and not line[0].isspace()]
-                if not ends:
-                    break
-                block, rest = "\n".join(lines[:ends[0] + 1]) + "\n", "\n".join(lines[ends[0] + 1:])
-                if lines[ends[0]] != "RuntimeError: Event loop is closed":
-                    self._stream.write(block)
-                self._held = rest
-                if not rest.startswith("Traceback (most recent call last)"):
-                    self._held = ""
-                    if rest:
-                        self._stream.write(rest)
+            state[0] += text
+            *lines, state[0] = state[0].split("\n")
+            for line in lines:
+                self._line(state, line)
             return len(text)
+
+    def _line(self, state: list, line: str) -> None:
+        held = state[1]
+        if not held and line != self._START:  # text between tracebacks
+            self._stream.write(line + "\n")
+            return
+        held.append(line + "\n")
+        if line and not line[0].isspace() and line != self._START and not line.startswith(
+                ("During handling of the above exception", "The above exception was the direct cause")):
+            if line != self._CLOSED:  # a traceback's last line: a real error is written whole
+                self._stream.write("".join(held))
+            held.clear()
 
     def flush(self) -> None:
         self._stream.flush()

@@ -384,6 +384,7 @@ def test_the_trainer_on_a_full_disk_is_one_line_without_orbax_noise(tmp_path):
 def test_only_the_closed_loop_tracebacks_are_held_back():
     import io
 
+    from nestgen import cli
     from nestgen.cli import _WithoutClosedLoopTracebacks
 
     out = io.StringIO()
@@ -394,3 +395,21 @@ def test_only_the_closed_loop_tracebacks_are_held_back():
     for piece in ["train: 10%\r", *closed, "error: no space\n", *bug, *closed]:
         stream.write(piece)
     assert out.getvalue() == "train: 10%\rerror: no space\n" + "".join(bug)
+    # two native threads print theirs at once, interleaved line by line with each other and with the script's
+    # own error line (seen in the full suite): each thread is followed on its own
+    def interleaved(pieces):
+        out, current = io.StringIO(), [0]
+        stream = _WithoutClosedLoopTracebacks(out)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cli.threading, "get_ident", lambda: current[0])
+            for thread, piece in pieces:
+                current[0] = thread
+                stream.write(piece)
+        return out.getvalue()
+
+    a, b = [(1, line) for line in closed], [(2, line) for line in closed]
+    main = [(0, "error: no space"), (0, "\n")]  # print() writes the line and its end separately
+    assert interleaved([a[0], a[1], b[0], main[0], b[1], a[2], main[1], b[2], a[3], b[3]]) == "error: no space\n"
+    # … and a real error interleaved with one of them is written whole, in its own order
+    shown = interleaved([a[0], (2, bug[0]), a[1], (2, bug[1]), a[2], a[3], (2, bug[2])])
+    assert shown == "".join(bug)
