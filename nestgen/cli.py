@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 
 _OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
 _LOCAL_FILE = re.compile(r'local file "([^"]+)"')
@@ -103,6 +104,8 @@ def quiet_background_errors(keep_after_failure: bool = True):
         yield
     except BaseException:
         if keep_after_failure:  # the filters stay: late reports of this failure stay quiet until exit
+            # the write coroutines a failed orbax save abandoned are collected at exit ("never awaited")
+            warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)
             raise
         _restore(previous_hook, previous_stderr, loggers, noise)
         raise

@@ -381,6 +381,26 @@ def test_the_trainer_on_a_full_disk_is_one_line_without_orbax_noise(tmp_path):
         assert "Traceback" not in run.stderr and "absl" not in run.stderr
 
 
+def test_a_failed_save_s_abandoned_write_coroutines_stay_quiet_at_exit(tmp_path):
+    """A full disk mid-save leaves orbax's write coroutines unawaited; Python warns about them when it collects
+    them at exit ("sys:1: RuntimeWarning: coroutine … was never awaited"), after the script's one error line."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import errno, sys\n"
+        "from nestgen.cli import entry_point\n"
+        "async def write_fragment():\n    pass\n"
+        "KEPT = []\n"
+        "@entry_point\n"
+        "def main(argv=None):\n"
+        "    KEPT.append(write_fragment())\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device', 'x')\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n")
+    run = _run(script)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "error: no space left on the device: free some space or write somewhere else (x); "
+        "nothing that existed before was changed"], run.stderr
+
+
 def test_only_the_closed_loop_tracebacks_are_held_back():
     import io
 

@@ -35,7 +35,8 @@ def test_keep_freed_memory_stops_page_faulting_xla_temporaries():
     system, kept = _page_faults("system"), _page_faults("keep")
     assert not system["applied"] and kept["applied"]
     assert kept["faults"] <= system["faults"]
-    if system["faults"] <= 5 * 8192:  # seen with jaxlib 0.10.2 on a 2-core AMD EPYC: XLA fused the temporary away (0 bytes)
+    # seen with jaxlib 0.10.2 on a 2-core AMD EPYC: XLA fused the temporary away (0 bytes)
+    if system["faults"] <= 5 * 8192:
         pytest.skip(f"XLA:CPU allocates no fresh 64 MiB per call on this machine ({system['faults']} page faults in "
                     "5 calls with glibc's own settings): nothing for keep_freed_memory to save here")
     # where every call faults its fresh 64 MiB (16,384 pages of 4 KiB) back in, kept memory is reused
