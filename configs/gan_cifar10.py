@@ -15,6 +15,7 @@ CPU rehearsal).
 
 import ml_collections
 
+from nestgen.shipped import FD_FEATURES
 from nestgen.training.configs import parse_config_arg
 
 
@@ -77,9 +78,9 @@ def cpu(c: ml_collections.ConfigDict, args: dict) -> None:
     c.ema.half_life_images = 20_000
     c.total_images = 1_000_000
     c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 3_200, 64_000, 32_000
-    # FD_NesT (offline, no Inception download) with the shipped classifier against the CIFAR-10 test images
+    # FD_NesT (offline, no Inception download) in the pinned features (nestgen.shipped) against the test images
     c.fid.update({"every_images": 64_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
-                  "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 100})
+                  "features": FD_FEATURES, "batch_size": 100})
 
 
 ARMS = {"r3gan": ("relativistic", 0.0), "mixing": ("non_saturating", 0.9), "today": ("non_saturating", 0.0)}
@@ -88,10 +89,11 @@ ARMS = {"r3gan": ("relativistic", 0.0), "mixing": ("non_saturating", 0.9), "toda
 def relay(c: ml_collections.ConfigDict, args: dict) -> None:
     """The long CPU run carried from session to session (scripts/relay.py --job gan): the micro GAN of `cpu` with
     R3GAN's relativistic loss (R1 + R2, γ 0.05 each) and level mixing 0.9, to 1.5 M images. FD_NesT, KD_NesT,
-    precision and recall of 2,000 EMA samples every 32,000 images, always with the same features (the classifier
-    shipped on 2026-11-30, `classifier-cifar10-nest_micro_32`), against the CIFAR-10 test images. A checkpoint
-    (and the relay state) every 6,400 images. `arm=` makes one 256,000-image arm of the recipe comparison that
-    differs only in the loss: r3gan (no level mixing), mixing (non-saturating loss), today (neither)."""
+    precision and recall of 2,000 EMA samples every 32,000 images, always with the same features
+    (nestgen.shipped.FD_FEATURES: the classifier first shipped, `classifier-cifar10-nest_micro_32`), against the
+    CIFAR-10 test images. A checkpoint (and the relay state) every 6,400 images. `arm=` makes one 256,000-image
+    arm of the recipe comparison that differs only in the loss: r3gan (no level mixing), mixing (non-saturating
+    loss), today (neither)."""
     cpu(c, args)
     arm = args.get("arm")
     if arm is not None and arm not in ARMS:
@@ -127,7 +129,7 @@ def h200(c: ml_collections.ConfigDict) -> None:
     c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 51_200, 10_240_000, 1_024_000
     c.async_checkpoints = False
     c.fid.update({"every_images": 1_024_000, "num": 2_000, "reference": "zip:../shared/data/cifar10-test.zip@test",
-                  "features": "nest:checkpoints/classifier-cifar10-nest_micro_32", "batch_size": 500})
+                  "features": FD_FEATURES, "batch_size": 500})
 
 
 def shrink_h200(c: ml_collections.ConfigDict) -> None:

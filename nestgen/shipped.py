@@ -6,8 +6,12 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPOSITORY / "checkpoints"
-DEFAULT_CLASSIFIER = CHECKPOINTS / "classifier-cifar10-nest_micro_32"
+DEFAULT_CLASSIFIER = CHECKPOINTS / "classifier-cifar10-nest_mini_32"
 DEFAULT_GENERATOR = CHECKPOINTS / "gan-cifar10-nest_gen_micro_32_cond"
+# FD_NesT's feature network, pinned: every FD_NesT in the cards, the relay's curves and the README was measured in
+# this (the first shipped) classifier's pooled features, so it stays the feature network when a better classifier
+# becomes the default (FD in another network's features is another scale; spec.md §5)
+FD_FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 
 
 def default_classifier() -> Path:

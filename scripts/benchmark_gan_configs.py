@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from nestgen.shipped import FD_FEATURES
+
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = {
     "today": [],
@@ -31,7 +33,6 @@ CANDIDATES = {
     "r3gan": ["loss.kind=relativistic", "loss.r2_gamma=0.05"],
     "mixing": ["loss.level_mixing=0.9"],
 }
-FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
 
 
@@ -52,7 +53,7 @@ def run(name: str, args) -> dict:
     seconds = time.perf_counter() - began
     measured = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate_fid.py"), "--checkpoint",
                                str(workdir / "export"), "--num", str(args.num), "--ref", REFERENCE, "--features",
-                               FEATURES, "--pr", "--pr-samples", str(args.num), "--batch-size", "100", "--quiet"],
+                               FD_FEATURES, "--pr", "--pr-samples", str(args.num), "--batch-size", "100", "--quiet"],
                               cwd=ROOT, capture_output=True, text=True)
     if measured.returncode:
         return {"candidate": name, "error": measured.stderr.strip().splitlines()[-1]}

@@ -2,7 +2,7 @@
 
   python scripts/classify.py cat.png dog.jpg [--checkpoint DIR] [--top-k 5] [--json]
 
-Without --checkpoint the shipped CIFAR-10 classifier (checkpoints/classifier-cifar10-nest_micro_32) is used.
+Without --checkpoint the shipped CIFAR-10 classifier (nestgen.shipped.DEFAULT_CLASSIFIER) is used.
 
 Any image Pillow reads is converted and resized per the checkpoint's config. An unreadable file prints a
 one-line error naming it; the other images are still classified (exit status 1 if any failed).

@@ -3,6 +3,11 @@
   python scripts/package_classifier.py --export runs/cpu-micro/export \
       --output checkpoints/classifier-cifar10-nest_micro_32 --hardware "2-core x86_64 CPU" --train-time "38 min" \
       --train-command "python scripts/train_classifier.py --config configs/classifier_cifar10.py:cpu --workdir ..."
+  python scripts/package_classifier.py --relay classifier --output checkpoints/classifier-cifar10-nest_mini_32
+
+`--relay JOB` packages the committed state of a CPU relay run (relay/JOB, scripts/relay.py): its weights at the
+last checkpoint, wherever the run is in its schedule; hardware, hours, legs and the curve of test accuracy come
+from its record.
 
 Evaluates the export on the full test split with float32 and with float16 weights, ships float16 when the test
 accuracy is unchanged, records top-1/top-5 on the full split and on its first 1,000 images (the regression test's
@@ -19,19 +24,24 @@ from pathlib import Path
 
 from nestgen.cli import entry_point
 
+ROOT = Path(__file__).resolve().parent.parent
 JPEG_NOTE = "on the shared JPEG-compressed CIFAR-10 test images, not the original binary release"
 
 
 @entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--export", required=True, help="the trainer's export directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--export", help="the trainer's export directory")
+    source.add_argument("--relay", metavar="JOB", help="a CPU relay classifier job's committed state (relay/JOB)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="with --relay: where the states live "
+                        "(default: relay/)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--data", default="zip:../shared/data/cifar10-test.zip")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--hardware", required=True)
-    parser.add_argument("--train-time", required=True)
-    parser.add_argument("--train-command", required=True)
+    parser.add_argument("--hardware", help="with --export: the machine that trained it")
+    parser.add_argument("--train-time", help="with --export: how long it trained")
+    parser.add_argument("--train-command", help="with --export: the command that trained it")
     parser.add_argument("--title", default="NesT CIFAR-10 classifier")
     parser.add_argument("--note", default="", help="a paragraph for the card (e.g. 'CPU-trained stand-in')")
     args = parser.parse_args(argv)
@@ -40,7 +50,21 @@ def main(argv=None) -> int:
     from nestgen.evaluation.accuracy import evaluate_checkpoint
     from nestgen.serving.cards import strip_machine_paths
 
-    export = load_checkpoint(args.export)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.relay:
+            from nestgen.training import relay
+
+            record = relay.export_classifier(args.relay, Path(tmp) / "export", root=ROOT, state_root=args.state_dir)
+            export = load_checkpoint(Path(tmp) / "export")
+            vars(args).update(relay.provenance(record))  # the card's hardware, time and command
+            curve = record["curve"]
+        else:
+            if not (args.hardware and args.train_time and args.train_command):
+                print("error: with --export give --hardware, --train-time and --train-command (they go into the "
+                      "model card)", file=sys.stderr)
+                return 2
+            export = load_checkpoint(args.export)
+            curve = []
     full32 = evaluate_checkpoint(export, args.data, args.split)
     with tempfile.TemporaryDirectory() as tmp:
         save_checkpoint(Path(tmp) / "half", export.config, export.params, class_names=export.class_names,
@@ -55,7 +79,8 @@ def main(argv=None) -> int:
             "test_examples": int(full["count"]), "test_top1_first_1000": first["top1"],
             "test_top1_float32_weights": full32["top1"], "test_top1_float16_weights": full16["top1"],
             "test_data": full["data"], "jpeg_note": JPEG_NOTE, "hardware": args.hardware,
-            "train_time": args.train_time, "train_command": args.train_command}
+            "train_time": args.train_time, "train_command": args.train_command,
+            "images_seen": export.metadata.get("images_seen"), "curve": curve}
     metadata = dict(export.metadata, model_card=card)
     out = save_checkpoint(args.output, export.config, export.params, class_names=export.class_names,
                           preprocess=export.preprocess, weights_dtype=dtype, metadata=metadata)
@@ -93,7 +118,7 @@ warm-up {config.get('optim', {}).get('warmup_epochs')} epochs + cosine, augmenta
 mixing probability {config.get('mixing', {}).get('prob')}, label smoothing \
 {config.get('mixing', {}).get('label_smoothing')}, compute {config.get('dtype')} |
 | hardware, time | {args.hardware}; {args.train_time} |
-
+{_schedule(meta)}
 ## Measured
 
 - Test top-1 **{card['test_top1']:.2%}**, top-5 {card['test_top5']:.2%}, loss {card['test_loss']:.4f} on all \
@@ -101,7 +126,7 @@ mixing probability {config.get('mixing', {}).get('prob')}, label smoothing \
 - Top-1 on the first 1,000 test images in the loader's fixed order (the regression test's slice): \
 {card['test_top1_first_1000']:.2%} ({JPEG_NOTE}).
 
-Reproduce the evaluation:
+{_curve(card['curve'])}Reproduce the evaluation:
 
 ```bash
 python scripts/evaluate.py --checkpoint {args.output} --data {args.data}
@@ -111,10 +136,36 @@ Reproduce the model:
 
 ```bash
 {args.train_command}
-python scripts/package_classifier.py --export WORKDIR/export --output {args.output} \\
-    --hardware "..." --train-time "..." --train-command "..."
+{_package_command(args)}
 ```
 """
+
+
+def _schedule(meta: dict) -> str:
+    """A relay snapshot's place in its run: the weights of a run that goes on, not of a finished one."""
+    relay = meta.get("relay")
+    if not relay:
+        return ""
+    return (f"| schedule | a snapshot of the relay run `{relay['job']}` at step {meta.get('steps'):,} of its planned "
+            f"{relay['planned_steps']:,} ({meta.get('steps') / relay['planned_steps']:.0%}): the learning rate is "
+            "still on its cosine and later legs go on from these weights |\n")
+
+
+def _curve(curve: list[dict]) -> str:
+    """The run's periodic test accuracy as a table (relay runs; empty otherwise)."""
+    if not curve:
+        return ""
+    rows = "\n".join(f"| {p['images']:,} | {p['eval/top1']:.2%} | {p['eval/top5']:.2%} | {p['eval/loss']:.4f} |"
+                     for p in curve if "eval/top1" in p)
+    return ("Measured during training (the trainer's periodic evaluation on the same test images):\n\n"
+            f"| images seen | top-1 | top-5 | loss |\n|---|---|---|---|\n{rows}\n\n")
+
+
+def _package_command(args) -> str:
+    if args.relay:
+        return f"python scripts/package_classifier.py --relay {args.relay} --output {args.output}"
+    return (f"python scripts/package_classifier.py --export WORKDIR/export --output {args.output} \\\n"
+            '    --hardware "..." --train-time "..." --train-command "..."')
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 
 from nestgen.cli import entry_point
+from nestgen.shipped import FD_FEATURES
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
 
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
                         "(default: relay/)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--reference", default=DEFAULT_REFERENCE)
-    parser.add_argument("--features", default=DEFAULT_FEATURES)
+    parser.add_argument("--features", default=FD_FEATURES)
     parser.add_argument("--num", type=int, default=2000, help="samples for FD_NesT (the regression test uses 2,000)")
     parser.add_argument("--hardware", help="with --export: the machine that trained it")
     parser.add_argument("--train-time", help="with --export: how long it trained")
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
 
             record = relay.export_generator(args.relay, Path(tmp) / "export", root=ROOT, state_root=args.state_dir)
             export = load_checkpoint(Path(tmp) / "export")
-            _from_relay(args, record)
+            vars(args).update(relay.provenance(record))  # the card's hardware, time and command
             curve = record["curve"]
         else:
             if not (args.hardware and args.train_time and args.train_command):
@@ -103,18 +103,6 @@ def main(argv=None) -> int:
     (out / "README.md").write_text(card_text)
     print(json.dumps({"output": str(out), "weights_dtype": dtype, "metric": shipped.label, **shipped.metrics}))
     return 0
-
-
-def _from_relay(args, record: dict) -> None:
-    """The card's hardware, training time and command from a relay record (one line per leg)."""
-    legs = record["legs"]
-    args.hardware = "; ".join(sorted({leg["machine"] for leg in legs}))
-    args.train_time = (f"{record['images_seen']:,} images in {len(legs)} legs, {record['hours']:.2f} h wall at nice 19 "
-                       "(each leg shared its machine with a working session's tests): "
-                       + "; ".join(f"leg {leg['leg']} {leg['started'][:10]} {leg['from_images']:,} → "
-                                   f"{leg['to_images']:,} images in {leg['wall_seconds'] / 3600:.2f} h"
-                                   for leg in legs))
-    args.train_command = f"python scripts/relay.py --job {record['job']} --until HH:MM  # {len(legs)} legs"
 
 
 def _curve(workdir: Path) -> list[dict[str, float]]:

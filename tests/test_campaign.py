@@ -15,6 +15,7 @@ import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint
 from nestgen.convert.shards import ShardError, read_sharded, shard_paths, write_sharded
+from nestgen.shipped import FD_FEATURES
 from nestgen.training.budget import TimeBudget
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ def test_campaign_dry_run_resume_and_package_without_tensorflow(job, tmp_path, c
     # The GAN's first window measures FD_NesT as the H200 configuration does, and releases the best snapshot.
     fid = ["--set", "fid.every_images=160", "--set", "fid.num=64", "--set", "fid.batch_size=64", "--set",
            "fid.reference=zip:../shared/data/cifar10-test.zip@test", "--set",
-           "fid.features=nest:checkpoints/classifier-cifar10-nest_micro_32"]
+           f"fid.features={FD_FEATURES}"]
     minutes, longer = ("2", ["--set", "num_steps=1000000"]) if job == "classifier" else ("4", fid)
     first = _campaign("--job", job, "--minutes", minutes, "--out", str(tmp_path / "w1"), "--smoke", *longer,
                       cache=cache)

@@ -149,6 +149,45 @@ def test_legs_add_up_to_one_run(smoke_jobs, tmp_path, monkeypatch, job, settings
     assert status[job]["images_seen"] == total * batch and status[job]["legs"] == 2
     if job == "gan":  # the release is made from the committed state alone (package_generator.py --relay)
         _release_is_the_state_s_ema_generator(tmp_path, state_path, total * batch)
+    else:
+        _release_is_the_state_s_classifier(tmp_path, state_path, total)
+
+
+def _package(script_name: str, argv: list[str]) -> int:
+    """Run a packaging script's main in this process (the relay's jobs are the smoke ones here)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script_name, ROOT / "scripts" / f"{script_name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.main(argv)
+
+
+def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
+    from nestgen.convert.checkpoint import load_checkpoint
+    from nestgen.convert.tree import flatten
+    from nestgen.data.synthetic import write_image_folder
+
+    record = relay.export_classifier("classifier", tmp_path / "export", root=ROOT, state_root=tmp_path / "relay")
+    released, stored = load_checkpoint(tmp_path / "export"), load_file(str(state_path))
+    weights = {k: v for k, v in stored.items() if k.startswith("params/")}
+    assert {f"params/{k}" for k in flatten(released.params)} == weights.keys()
+    assert all(np.array_equal(v, weights[f"params/{k}"]) for k, v in flatten(released.params).items())
+    assert released.metadata["steps"] == steps and released.metadata["relay"]["planned_steps"] == steps
+    assert released.metadata["metrics"]["eval/top1"] == record["curve"][-1]["eval/top1"]
+    with pytest.raises(relay.RelayError, match="not a classifier relay job"):
+        relay.export_classifier("gan", tmp_path / "no", root=ROOT, state_root=tmp_path / "relay")
+    rng = np.random.default_rng(0)
+    test = write_image_folder(tmp_path / "test", rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8),
+                              np.arange(40) % 10, released.class_names, split="test")
+    assert _package("package_classifier", ["--relay", "classifier", "--state-dir", str(tmp_path / "relay"),
+                                           "--output", str(tmp_path / "shipped"), "--data", f"folder:{test}"]) == 0
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert f"{record['images_seen']:,} images in 2 legs" in card and f"at step {steps:,} of its planned" in card
+    assert "python scripts/package_classifier.py --relay classifier" in card and "| images seen | top-1 |" in card
+    assert card.count("\n| 320 |") + card.count("\n| 640 |") + card.count("\n| 960 |") == 3  # the curve
+    shipped = load_checkpoint(tmp_path / "shipped")
+    assert shipped.metadata["model_card"]["test_examples"] == 40 and len(shipped.metadata["model_card"]["curve"]) == 3
 
 
 def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
@@ -177,12 +216,7 @@ def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
                                    np.arange(40) % 10, released.class_names, split="test")
     argv = ["--relay", "gan", "--state-dir", str(tmp_path / "relay"), "--output", str(tmp_path / "shipped"),
             "--num", "40", "--reference", f"folder:{reference}@test"]
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("package_generator", ROOT / "scripts" / "package_generator.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    assert script.main(argv) == 0  # in this process: the relay's jobs are the smoke ones here
+    assert _package("package_generator", argv) == 0
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert f"{images:,} images in 2 legs" in card and "python scripts/package_generator.py --relay gan" in card
     assert "Level mixing (crossover 1" in card and "| images seen | FD_NesT | KD_NesT | precision | recall |" in card

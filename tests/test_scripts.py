@@ -16,6 +16,7 @@ from nestgen.convert.official import save_official
 from nestgen.convert.tree import flatten, unflatten
 from nestgen.data.images import load_image, preprocess
 from nestgen.models.registry import get_config, init_params
+from nestgen.shipped import DEFAULT_CLASSIFIER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +143,7 @@ def test_benchmark_latency_measures_the_shipped_models():
     result = json.loads(out.stdout)
     assert [r["what"] for r in result["rows"]] == ["GradCAT, one 32x32 image", "16 generator samples"]
     assert all(r["ms"] > 0 and r["reference_ms"] > 0 for r in result["rows"])
-    assert result["classifier"] == "classifier-cifar10-nest_micro_32" and result["peak_memory_mib"] > 100
+    assert result["classifier"] == DEFAULT_CLASSIFIER.name and result["peak_memory_mib"] > 100
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "bogus"], capture_output=True,
                          text=True, timeout=120, cwd=ROOT)
     assert bad.returncode == 2 and "invalid choice: 'bogus'" in bad.stderr

@@ -10,12 +10,11 @@ import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint
 from nestgen.evaluation.accuracy import evaluate_checkpoint
-from nestgen.shipped import default_classifier
+from nestgen.shipped import FD_FEATURES, default_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_ZIP = "zip:../shared/data/cifar10-test.zip"
 DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
-DEFAULT_FEATURES = "nest:checkpoints/classifier-cifar10-nest_micro_32"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +32,22 @@ def test_shipped_classifier_scores_its_model_card_on_the_fixed_slice(shipped, tm
     readme = (default_classifier() / "README.md").read_text()
     assert f"{card['test_top1_first_1000']:.2%}" in readme and f"{card['test_top1']:.2%}" in readme
     assert shipped.class_names[0] == "airplane" and card["test_examples"] == 10000
+
+
+def test_shipped_classifier_has_a_gradcat_step_per_level_and_beats_the_first_stand_in(shipped):
+    """Issue 24: the shipped classifier has ≥ 3 levels (a GradCAT path root → 4 → 16 blocks) and replaced the
+    first stand-in only because it scores better; the first stays as FD_NesT's pinned feature network."""
+    from nestgen.explain.gradcat import GradCAT
+
+    assert shipped.config.num_levels >= 3
+    explainer = GradCAT(shipped.build(), shipped.params, shipped.class_names, shipped.config.image_size)
+    image = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
+    path = explainer.explain(image)[0][0].path
+    assert [node.level for node in path] == list(range(shipped.config.num_levels - 1, -1, -1))
+    assert [node.box[2] - node.box[0] for node in path] == [32, 16, 8]  # each step a quarter of its parent
+    first = load_checkpoint(ROOT / FD_FEATURES.removeprefix("nest:"))
+    assert first.path != shipped.path and first.config.num_levels == 2
+    assert shipped.metadata["model_card"]["test_top1"] > first.metadata["model_card"]["test_top1"] == 0.7079
 
 
 def test_classify_uses_the_shipped_model_by_default(tmp_path):
@@ -74,7 +89,7 @@ def test_shipped_generator_scores_its_model_card(shipped_generator, tmp_path, mo
     card = shipped_generator.metadata["model_card"]
     assert card["protocol"]["num_samples"] == 2000 and card["metric"].startswith("FD_NesT[")
     result = fid.evaluate(GeneratorSampler(shipped_generator, batch_size=100), DEFAULT_REFERENCE, 2000,
-                          features=DEFAULT_FEATURES, batch_size=100, cache_dir=tmp_path, verbose=False)
+                          features=FD_FEATURES, batch_size=100, cache_dir=tmp_path, verbose=False)
     assert result.label == card["metric"]
     assert result.metrics["fd_nest"] == pytest.approx(card["fd_nest"], rel=0.02)  # float noise across machines
     readme = (shipped_generator.path / "README.md").read_text()
