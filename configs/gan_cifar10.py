@@ -10,7 +10,7 @@
 
 Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200, relay,
 arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison), shrink (with h200: its sizes shrunk for a
-CPU rehearsal).
+CPU rehearsal), skips (the generator with a to-RGB picture from every level, StyleGAN2's skip generator).
 """
 
 import ml_collections
@@ -66,6 +66,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             shrink_h200(c)
     if args.get("smoke"):
         smoke(c)
+    if args.get("skips"):  # after the presets, which may replace the generator's overrides
+        c.generator.overrides.rgb_skips = True
     return c
 
 

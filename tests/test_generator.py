@@ -1,5 +1,7 @@
 """The NesT generator: shapes and range of every variant, the tree read backwards, conditioning, sampling."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,6 +124,34 @@ def test_level_mixing_takes_coarse_levels_from_one_w_and_fine_levels_from_anothe
         assert float(jnp.abs(image - model.apply(params, pure, method="synthesize")).mean()) > 1e-5  # noise: 1e-7
     with pytest.raises(ValueError, match="per-level w"):
         model.apply(params, jnp.zeros((1, TINY_G.num_levels + 1, w.shape[1])), method="synthesize")
+
+
+def test_rgb_skips_draw_the_coarse_levels_directly_into_the_image():
+    """With rgb_skips every level adds its own picture (one pixel per token, upsampled bilinearly): with the finest
+    level's to-RGB silenced, the image is still drawn (by the coarser levels alone) and only w_coarse moves it;
+    without skips the same silencing leaves a flat grey image (tanh 0). Old checkpoints (no field) load without."""
+    from nestgen.models.generator import mix_levels
+
+    cfg = dataclasses.replace(TINY_G, rgb_skips=True)
+    params = random_params(cfg, 1)
+    assert {k for k in params["synthesis"] if k.startswith("to_rgb")} == {
+        "to_rgb", "to_rgb_norm", "to_rgb_1", "to_rgb_norm_1", "to_rgb_2", "to_rgb_norm_2"}
+    params["synthesis"]["to_rgb_2"]["kernel"] *= 100  # a root picture strong enough to read
+    params["synthesis"]["to_rgb"] = jax.tree_util.tree_map(np.zeros_like, params["synthesis"]["to_rgb"])
+    model = cfg.build()
+    z = jax.random.normal(jax.random.key(3), (2, 16))
+    w = model.apply({"params": params}, z, jnp.array([0, 1]), method="map")  # (2, W)
+    a, b = w[:1], w[1:]
+    image = model.apply({"params": params}, mix_levels(a, b, 1, cfg.num_levels), method="synthesize")
+    assert float(jnp.abs(image).mean()) > 1e-3  # drawn by levels 1 and 2
+    np.testing.assert_allclose(  # the finest level's w no longer shows: its picture is silenced
+        image, model.apply({"params": params}, a, method="synthesize"), atol=1e-6)
+    assert float(jnp.abs(image - model.apply({"params": params}, b, method="synthesize")).mean()) > 1e-4
+    plain = dict(params["synthesis"])
+    plain = {k: v for k, v in plain.items() if not k.startswith("to_rgb_") or k == "to_rgb_norm"}
+    flat = TINY_G.build().apply({"params": {"mapping": params["mapping"], "synthesis": plain}}, a, method="synthesize")
+    np.testing.assert_array_equal(flat, np.zeros_like(flat))
+    assert config_from_dict({k: v for k, v in TINY_G.to_dict().items() if k != "rgb_skips"}).rgb_skips is False
 
 
 def test_invalid_generator_configs_are_explained():

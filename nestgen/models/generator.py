@@ -3,7 +3,12 @@
 z [+ class embedding] → mapping MLP → w. w → dense → the root level: one block of S×S tokens. Every level adds
 its position embedding and runs transformer layers with local attention inside each block and LayerNorms
 modulated by w; between levels, block de-aggregation turns every block into its 4 children (pixel shuffle ×2
-+ conv 3×3). The finest level has one token per pixel; to RGB: LayerNorm → dense(3) → tanh, images in [-1, 1].
++ conv 3×3). The finest level has one token per pixel; to RGB: LayerNorm → dense(3) → tanh, images in [-1, 1]. With
+`rgb_skips` every level makes such a picture at its own resolution (one pixel per token), upsampled bilinearly to
+the image size and summed before the tanh, as StyleGAN2's skip generator (Karras et al. 2020, §4.1): the coarse
+levels draw the layout directly, so the finest level cannot overwrite it (without skips, the CPU relay's
+generator let its finest level's transformer layer swamp its input, rms 0.67 → 6.2, and the coarse levels' seed
+moved the picture by 0.33 / 255).
 Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
 """
 
@@ -52,6 +57,7 @@ class GeneratorConfig(ConfigRecord):
     mlp_ratio: float = 4.0
     activation: str = "gelu_tanh"
     out_channels: int = 3
+    rgb_skips: bool = False  # every level adds its own to-RGB picture, upsampled (StyleGAN2's skip generator)
 
     def __post_init__(self):
         for name in ("dims", "heads", "depths"):
@@ -158,18 +164,29 @@ class SynthesisNetwork(nn.Module):
         x = nn.Dense(n * cfg.dims[top], dtype=self.dtype, kernel_init=kernel_init, name="root")(w_of(top))
         x = x.reshape(w.shape[0], 1, n, cfg.dims[top])  # (B, 1, N, C_top): the root level's one block
         levels: list[jax.Array] = [None] * cfg.num_levels
+        rgb = None  # with rgb_skips: the sum of the coarser levels' pictures, (B, H, W, 3) float32
         for level in range(top, -1, -1):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
                       cfg.activation, ModulatedLayerNorm, self.dtype, self.execution,
                       name=f"level_{level}")(x, w_of(level))
             levels[level] = x  # (B, T_l, N, C_l)
+            if cfg.rgb_skips and level > 0:
+                picture = self._to_rgb(x, f"_{level}")  # (B, H_l, W_l, 3), one pixel per token
+                size = (picture.shape[0], cfg.image_size, cfg.image_size, cfg.out_channels)
+                picture = jax.image.resize(picture, size, "bilinear")  # (B, H, W, 3)
+                rgb = picture if rgb is None else rgb + picture
             if level > 0:
                 x = BlockDeAggregation(cfg.dims[level - 1], dtype=self.dtype,
                                        name=f"expand_{level}")(x)  # (B, 4 T_l, N, C_l-1)
-        x = LayerNorm(dtype=self.dtype, name="to_rgb_norm")(x)
-        x = nn.Dense(cfg.out_channels, dtype=self.dtype, kernel_init=kernel_init, name="to_rgb")(x)
-        images = jnp.tanh(unblockify(x).astype(jnp.float32))  # (B, H, W, 3) in [-1, 1]
+        picture = self._to_rgb(x, "")  # (B, H, W, 3): the finest level
+        images = jnp.tanh(picture if rgb is None else rgb + picture)  # (B, H, W, 3) in [-1, 1]
         return images, levels
+
+    def _to_rgb(self, x: jax.Array, suffix: str) -> jax.Array:
+        """(B, T, N, C) → (B, H, W, 3) float32: LayerNorm → dense(3) per token, blocks back on the plane."""
+        x = LayerNorm(dtype=self.dtype, name=f"to_rgb_norm{suffix}")(x)
+        x = nn.Dense(self.config.out_channels, dtype=self.dtype, kernel_init=kernel_init, name=f"to_rgb{suffix}")(x)
+        return unblockify(x).astype(jnp.float32)
 
 
 class NestGenerator(nn.Module):

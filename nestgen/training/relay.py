@@ -13,7 +13,9 @@ Inside a leg the trainer writes its usual orbax checkpoints to `runs/relay/<job>
 and after every checkpoint the relay state and record are rewritten (atomically), so a session that ends
 without warning loses at most one checkpoint interval of the leg once the files are committed.
 
-Jobs (`JOBS`): `classifier` and `gan` are the long runs behind the shipped stand-ins; `gan-r3gan`,
+Jobs (`JOBS`): `classifier` and `gan` are the long runs behind the shipped stand-ins; `gan-skips` is `gan` with
+the skip generator (a to-RGB picture from every level), started because `gan`'s coarse levels stopped showing;
+`gan-r3gan`,
 `gan-mixing` and `gan-today` are the equal-images arms that compare the GAN recipes (README "Choosing the GPU
 recipe"). Each names one config file with its argument, and whether Adam's moments travel: the GAN jobs restart
 Adam at each leg (measured by scripts/benchmark_relay_state.py: over the 200 steps after a restart, losses and
@@ -53,6 +55,9 @@ JOBS = {job.name: job for job in (
         "a 3-level NesT (16 → 4 → 1 blocks) to ≥ 85% CIFAR-10 test top-1, the full recipe"),
     Job("gan", "gan", "configs/gan_cifar10.py:relay",
         "the micro NesT GAN, R3GAN loss + level mixing, to 1.5 M images", moments=False),
+    Job("gan-skips", "gan", "configs/gan_cifar10.py:relay,skips",
+        "the gan job's recipe with a to-RGB picture from every level, so that the coarse levels' seed shows "
+        "(level mixing ≥ 10/255); compared with gan at equal images, then to 1.5 M images if it wins", moments=False),
     Job("gan-r3gan", "gan", "configs/gan_cifar10.py:relay,arm=r3gan",
         "recipe comparison arm: R3GAN loss without level mixing, 256 k images", moments=False),
     Job("gan-mixing", "gan", "configs/gan_cifar10.py:relay,arm=mixing",
