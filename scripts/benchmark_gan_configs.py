@@ -4,9 +4,9 @@
 
 Every candidate trains configs/gan_cifar10.py:cpu (nest_gen_micro_32_cond + conv_disc_micro_32 on the shared
 CIFAR-10 training zip) for the same number of images from the same seed, changing only what matters at a large
-batch; then scripts/evaluate_fid.py measures FD_NesT (the shipped classifier's features; not FID), precision and
-recall (k = 3) of `--num` EMA samples against the CIFAR-10 test images. One JSON line per candidate, then a table.
-Candidates (`--only` picks some):
+batch; then scripts/evaluate_fid.py measures FD_NesT (the pinned features nestgen.shipped.FD_FEATURES; not FID),
+precision and recall (k = 3) of `--num` EMA samples against the CIFAR-10 test images. One JSON line per candidate,
+then a table. Candidates (`--only` picks some):
   today        the spec §3 recipe as configured: batch 32, non-saturating loss, lazy R1 γ 0.05, lr 1e-3
   batch4x      batch 128 with the learning rates ×2 (square-root scaling), the EMA half-life kept in images
   r3gan        R3GAN's relativistic pairing loss with R1 and R2 (γ 0.05 each)

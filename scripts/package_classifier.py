@@ -126,7 +126,7 @@ mixing probability {config.get('mixing', {}).get('prob')}, label smoothing \
 - Top-1 on the first 1,000 test images in the loader's fixed order (the regression test's slice): \
 {card['test_top1_first_1000']:.2%} ({JPEG_NOTE}).
 
-{_curve(card['curve'])}Reproduce the evaluation:
+{_curve(card['curve'], card)}Reproduce the evaluation:
 
 ```bash
 python scripts/evaluate.py --checkpoint {args.output} --data {args.data}
@@ -151,12 +151,15 @@ def _schedule(meta: dict) -> str:
             "still on its cosine and later legs go on from these weights |\n")
 
 
-def _curve(curve: list[dict]) -> str:
-    """The run's periodic test accuracy as a table (relay runs; empty otherwise)."""
+def _curve(curve: list[dict], card: dict) -> str:
+    """The run's periodic test accuracy as a table, ending with this release's own measurement (relay runs; empty
+    otherwise)."""
     if not curve:
         return ""
     rows = "\n".join(f"| {p['images']:,} | {p['eval/top1']:.2%} | {p['eval/top5']:.2%} | {p['eval/loss']:.4f} |"
                      for p in curve if "eval/top1" in p)
+    rows += (f"\n| {card['images_seen']:,} (this release) | {card['test_top1']:.2%} | {card['test_top5']:.2%} | "
+             f"{card['test_loss']:.4f} |")
     return ("Measured during training (the trainer's periodic evaluation on the same test images):\n\n"
             f"| images seen | top-1 | top-5 | loss |\n|---|---|---|---|\n{rows}\n\n")
 

@@ -8,11 +8,12 @@
 `--relay JOB` packages the committed state of a CPU relay run (relay/JOB, scripts/relay.py): hardware, hours,
 legs and the curve of FD_NesT, KD_NesT, precision and recall come from its record.
 
-Measures FD_NesT (the Fréchet distance in the shipped classifier's pooled features, spec.md §5's offline proxy; never
-called FID), KD_NesT and precision/recall of `--num` samples against the CIFAR-10 test images with float32 and with
-float16 weights, ships float16 when FD_NesT moves by less than 1%, measures how much the coarse and the fine
-levels' seeds move the picture (sampling.level_mixing_effect, crossover 1), writes `samples.png` (one row per class,
-seeds 0…9 in every row), the curve of the run (from its metrics.jsonl or relay record) and README.md (the card).
+Measures FD_NesT (the Fréchet distance in the pooled features of the pinned classifier nestgen.shipped.FD_FEATURES,
+spec.md §5's offline proxy; never called FID), KD_NesT and precision/recall of `--num` samples against the CIFAR-10
+test images with float32 and with float16 weights, ships float16 when FD_NesT moves by less than 1%, measures how
+much the coarse and the fine levels' seeds move the picture (sampling.level_mixing_effect, crossover 1), writes
+`samples.png` (one row per class, seeds 0…9 in every row), the curve of the run (from its metrics.jsonl or relay
+record) and README.md (the card).
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ level mixing {loss.get('level_mixing', 0.0)} (fraction of fakes with a second se
 - **{card['metric']} = {card['fd_nest']:.3f}** ({p['num_samples']:,} samples, seeds {p['seeds']}, \
 {p['class_mix']}), KD_NesT {card.get('kd_nest', float('nan')):.4f}, precision {card['precision']:.3f}, recall \
 {card['recall']:.3f} (k = 3), against {p['reference']}; features: {p['features']}.
-- FD_NesT is the Fréchet distance in the pooled features of the shipped NesT classifier, nestgen's offline proxy:
+- FD_NesT is the Fréchet distance in the pooled features of a NesT classifier, nestgen's offline proxy (here the
+  pinned feature network `nestgen.shipped.FD_FEATURES`, the first shipped classifier, not today's default one):
   it is **not FID** and not comparable with published FIDs (spec.md §5: StyleGAN2-ADA 2.42 conditional, ViTGAN 6.66,
   TransGAN 9.26, all clean/legacy Inception FID with 50k samples). For reference on the same scale: the first
   10,000 CIFAR-10 training images score 0.048 and a randomly initialised `nest_gen_micro_32_cond` 112.9.

@@ -186,6 +186,7 @@ def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
     assert f"{record['images_seen']:,} images in 2 legs" in card and f"at step {steps:,} of its planned" in card
     assert "python scripts/package_classifier.py --relay classifier" in card and "| images seen | top-1 |" in card
     assert card.count("\n| 320 |") + card.count("\n| 640 |") + card.count("\n| 960 |") == 3  # the curve
+    assert "\n| 960 (this release) |" in card  # then what the card's headline measured
     shipped = load_checkpoint(tmp_path / "shipped")
     assert shipped.metadata["model_card"]["test_examples"] == 40 and len(shipped.metadata["model_card"]["curve"]) == 3
 
