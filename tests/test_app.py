@@ -225,7 +225,8 @@ def test_tiny_and_flat_images_are_answered_with_a_warning(handlers, tmp_path):
     Image.new("RGB", (64, 64), (128, 128, 128)).save(tmp_path / "grey.png")
     for name, words in (("dot.png", ["only 1×1 pixels", "one flat colour"]), ("grey.png", ["one flat colour"])):
         status, _, summary, _, _ = handlers.classify(str(tmp_path / name), PREDICTED)
-        assert all(w in summary for w in words) and summary.startswith("**⚠ ") and "warning(s) above" in status
+        assert all(w in summary for w in words) and summary.startswith("**⚠ ")
+        assert "warning(s) in the explanation below" in status
     _, _, summary, _, _ = handlers.classify(str(EXAMPLE), PREDICTED)
     assert "⚠" not in summary and "only the centre" not in summary
 
@@ -802,6 +803,10 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.wait_for_function(loaded, arg=["#on-upload", 1], timeout=30_000)
     drawn = page.locator("#on-upload img")
     assert drawn.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [264, 220]
+    for box in ("#on-upload", "#gradcat"):  # the pictures' labels sit above them, not over the path's root box
+        assert page.locator(box).evaluate("b => b.querySelector('label[data-testid=block-label]')"
+                                          ".getBoundingClientRect().bottom <= "
+                                          "b.querySelector('img').getBoundingClientRect().top + 1"), box
     before = drawn.get_attribute("src")
     page.locator("#opacity input[type=number]").fill("0")
     page.locator("#opacity input[type=number]").press("Tab")
@@ -944,6 +949,13 @@ def _browser_checks(page, width: int, shots: Path, top: str, uploads, errors: li
     page.get_by_text("crossover='9': must be a whole number from 1 to 2").first.wait_for(timeout=10_000)
     page.get_by_text("'bogus' is not a setting of the mixing tab").first.wait_for(timeout=10_000)
     page.screenshot(path=shots / f"link-{width}.png", full_page=True)
+    # a plain visit: a tab clicked as soon as the tabs show stays open when the page's queued link event returns
+    page.goto(top_url)
+    page.get_by_role("tab", name="Classify & explain").click()
+    page.wait_for_function("() => location.search.startsWith('?tab=classify')", timeout=60_000)  # the link event
+    page.wait_for_function("() => text('#generate-status').includes('16 samples, seeds 0–15')", timeout=60_000)
+    assert page.locator("[role=tab][aria-selected=true]").first.inner_text() == "Classify & explain"
+    assert page.url.split("?")[1].startswith("tab=classify"), page.url
 
 
 def test_a_real_browser_at_desktop_and_phone_widths(server, handlers, uploads, tmp_path_factory, tmp_path):

@@ -104,7 +104,7 @@ class ExplainHandlers(BaseHandlers):
                   (heat_map(result.image, result.gradcam, PANEL), "Grad-CAM (level 0), for comparison")]
         best = result.top_k[0]
         status = (f"{best[0]} ({best[2]:.1%}); explained {e.class_name}"
-                  + (f" — ⚠ {len(result.warnings)} warning(s) above" if result.warnings else ""))
+                  + (f" — ⚠ {len(result.warnings)} warning(s) in the explanation below" if result.warnings else ""))
         label = {name: probability for name, _, probability in result.top_k}
         return (status, label, summary, self._files(panels, "gradcat"), path_rows(e.path, result.source_box))
 

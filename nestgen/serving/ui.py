@@ -187,13 +187,19 @@ def _links(h: Handlers, demo, page, tabs):
         tab, values, problems = links.apply(query, "generate")
         for problem in problems:
             gr.Warning(f"link: {problem}; left as it was", duration=12)
+        if "tab" not in query:  # a plain visit: the page opened on its first tab, and a tab the visitor clicked
+            return gr.skip(), "", *values  # while this event was queued stays open
         return gr.Tabs(selected=tab), tab, *values
 
     # the tab opens once its settings are in place (set with the tab, its first view would use the old ones);
     # queued, so the warnings reach the page
     linked = gr.Textbox("generate", visible=False)
     opened = demo.load(apply, None, [tabs, linked, *links.widgets], api_visibility="private")
-    opened = opened.then(None, linked, page.opened, js="(tab) => tab", queue=False, api_visibility="private")
+    # without a link's tab: the tab the page shows (one clicked before the page's events were wired changed the
+    # view but not page.opened)
+    shown = "document.querySelector('[role=tab][aria-selected=true]')?.dataset.tabId"
+    opened = opened.then(None, [linked, page.opened], page.opened, js=f"(tab, current) => tab || {shown} || current",
+                         queue=False, api_visibility="private")
     watched = [page.opened, *links.widgets]
     gr.on([w.change for w in watched], None, watched, None, js=links.script(copy=False), queue=False,
           api_visibility="private")
