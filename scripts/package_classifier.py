@@ -49,22 +49,10 @@ def main(argv=None) -> int:
     from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
     from nestgen.evaluation.accuracy import evaluate_checkpoint
     from nestgen.serving.cards import strip_machine_paths
+    from nestgen.training.relay_release import release_export
 
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.relay:
-            from nestgen.training import relay
-
-            record = relay.export_classifier(args.relay, Path(tmp) / "export", root=ROOT, state_root=args.state_dir)
-            export = load_checkpoint(Path(tmp) / "export")
-            vars(args).update(relay.provenance(record))  # the card's hardware, time and command
-            curve = record["curve"]
-        else:
-            if not (args.hardware and args.train_time and args.train_command):
-                print("error: with --export give --hardware, --train-time and --train-command (they go into the "
-                      "model card)", file=sys.stderr)
-                return 2
-            export = load_checkpoint(args.export)
-            curve = []
+    export, curve = release_export(args, "classifier", ROOT)
+    curve = curve or []
     full32 = evaluate_checkpoint(export, args.data, args.split)
     with tempfile.TemporaryDirectory() as tmp:
         save_checkpoint(Path(tmp) / "half", export.config, export.params, class_names=export.class_names,

@@ -13,7 +13,7 @@ import pytest
 from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
-from nestgen.training import relay, relay_state
+from nestgen.training import relay, relay_release, relay_state
 from nestgen.training.budget import TimeBudget
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +168,8 @@ def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
     from nestgen.convert.tree import flatten
     from nestgen.data.synthetic import write_image_folder
 
-    record = relay.export_classifier("classifier", tmp_path / "export", root=ROOT, state_root=tmp_path / "relay")
+    record = relay_release.export_classifier("classifier", tmp_path / "export", root=ROOT,
+                                             state_root=tmp_path / "relay")
     released, stored = load_checkpoint(tmp_path / "export"), load_file(str(state_path))
     weights = {k: v for k, v in stored.items() if k.startswith("params/")}
     assert {f"params/{k}" for k in flatten(released.params)} == weights.keys()
@@ -176,7 +177,7 @@ def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
     assert released.metadata["steps"] == steps and released.metadata["relay"]["planned_steps"] == steps
     assert released.metadata["metrics"]["eval/top1"] == record["curve"][-1]["eval/top1"]
     with pytest.raises(relay.RelayError, match="not a classifier relay job"):
-        relay.export_classifier("gan", tmp_path / "no", root=ROOT, state_root=tmp_path / "relay")
+        relay_release.export_classifier("gan", tmp_path / "no", root=ROOT, state_root=tmp_path / "relay")
     rng = np.random.default_rng(0)
     test = write_image_folder(tmp_path / "test", rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8),
                               np.arange(40) % 10, released.class_names, split="test")
@@ -196,7 +197,7 @@ def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
     from nestgen.convert.tree import flatten
     from nestgen.evaluation.sampling import GeneratorSampler
 
-    record = relay.export_generator("gan", tmp_path / "export", root=ROOT, state_root=tmp_path / "relay")
+    record = relay_release.export_generator("gan", tmp_path / "export", root=ROOT, state_root=tmp_path / "relay")
     released, stored = load_checkpoint(tmp_path / "export"), load_file(str(state_path))
     ema = {k.removeprefix("g_ema/"): v for k, v in stored.items() if k.startswith("g_ema/")}
     weights = flatten(released.params)
@@ -208,7 +209,7 @@ def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
     assert load_checkpoint(tmp_path / "export_discriminator").config.kind != "generator"
     assert GeneratorSampler(released).sample([0, 1], 3).shape[0] == 2
     with pytest.raises(relay.RelayError, match="not a GAN relay job"):
-        relay.export_generator("classifier", tmp_path / "no", root=ROOT, state_root=tmp_path / "relay")
+        relay_release.export_generator("classifier", tmp_path / "no", root=ROOT, state_root=tmp_path / "relay")
     # the release with its card, from the state alone
     from nestgen.data.synthetic import write_image_folder
 
