@@ -315,8 +315,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         """workdir/export: the model of step `done` as a nestgen checkpoint (rewritten at every checkpoint)."""
         if jax.process_index() == 0:
             save_checkpoint(workdir / "export", cfg, jax.device_get(params), class_names=train.class_names,
-                            preprocess=_preprocess_record(config), weights_dtype="float32",
-                            metadata=_export_metadata(config, train.description, done, metrics))
+                            preprocess=preprocess_record(config), weights_dtype="float32",
+                            metadata=export_metadata(config, train.description, done, metrics))
 
     try:
         step = start
@@ -402,12 +402,14 @@ def params_fingerprint(params) -> str:
     return digest.hexdigest()
 
 
-def _preprocess_record(config) -> dict[str, Any]:
+def preprocess_record(config) -> dict[str, Any]:
+    """The checkpoint's `preprocess` entry for a config (image size, resize, crop, mean, std)."""
     return {"image_size": config.input.image_size, "resize": "bicubic", "crop_pct": config.input.crop_pct,
             "mean": list(config.input.mean), "std": list(config.input.std)}
 
 
-def _export_metadata(config, train_data: str, steps: int, metrics: dict[str, float]) -> dict[str, Any]:
+def export_metadata(config, train_data: str, steps: int, metrics: dict[str, float]) -> dict[str, Any]:
+    """The metadata of an exported classifier (also of a relay release, relay_release.export_classifier)."""
     return {"trained_by": "nestgen.training.classifier_trainer", "train_data": train_data,
             "steps": steps, "global_batch": config.global_batch, "devices": jax.device_count(),
             "device_kind": jax.devices()[0].device_kind, "metrics": metrics, "config": config.to_dict()}

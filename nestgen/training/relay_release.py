@@ -58,7 +58,7 @@ def export_classifier(job_name: str, out: Path, *, root: Path, state_root: Path 
 
     from nestgen.convert.checkpoint import save_checkpoint
     from nestgen.data.sources import list_source_split
-    from nestgen.training.classifier_trainer import _export_metadata, _preprocess_record, validate
+    from nestgen.training.classifier_trainer import export_metadata, preprocess_record, validate
     from nestgen.training.configs import load_config
 
     job, directory = _committed(job_name, "classifier", state_root or root / "relay")
@@ -76,13 +76,13 @@ def export_classifier(job_name: str, out: Path, *, root: Path, state_root: Path 
     examples = min(len(listing.files), config.data.train_limit or len(listing.files))
     class_names, per_epoch = listing.class_names, examples // config.global_batch
     last = next((p for p in reversed(record["curve"]) if p["step"] == metadata["step"]), {})
-    exported = dict(_export_metadata(config, str(config.data.train), int(metadata["step"]),
+    exported = dict(export_metadata(config, str(config.data.train), int(metadata["step"]),
                                      {k: v for k, v in last.items() if k.startswith("eval/")}),
                     trained_by="nestgen.training.classifier_trainer (scripts/relay.py)", devices=1, device_kind="cpu",
                     images_seen=int(metadata["images"]),
                     relay={"job": job.name, "legs": record["legs"], "hours": record.get("hours"),
                            "planned_steps": int(config.num_steps or config.num_epochs * per_epoch)})
-    save_checkpoint(out, cfg, params, class_names=class_names, preprocess=_preprocess_record(config),
+    save_checkpoint(out, cfg, params, class_names=class_names, preprocess=preprocess_record(config),
                     metadata=exported)
     return record
 
