@@ -54,11 +54,11 @@ def latency(repeats: int) -> dict:
     import jax
     import numpy as np
 
+    from nestgen.benchmarks.timing import machine
     from nestgen.convert.checkpoint import load_checkpoint
     from nestgen.data.images import load_image, preprocess
-    from nestgen.evaluation.sampling import GeneratorSampler
-    from nestgen.evaluation.timing import machine
     from nestgen.explain.gradcat import GradCAT
+    from nestgen.inference.sampling import GeneratorSampler
     from nestgen.shipped import default_classifier, default_generator
 
     classifier = load_checkpoint(default_classifier())

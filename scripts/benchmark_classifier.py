@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nestgen.evaluation.timing import compiled_memory_bytes, device_peak_memory_bytes, flops, peak_flops, throughput
-from nestgen.evaluation.timing import machine as timing_machine
+from nestgen.benchmarks.timing import compiled_memory_bytes, device_peak_memory_bytes, flops, peak_flops, throughput
+from nestgen.benchmarks.timing import machine as timing_machine
 from nestgen.models.nest import COMPUTE_DTYPES as DTYPES
 from nestgen.models.nest import Execution
 from nestgen.models.registry import get_config, init_params

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     if args.against:
         from benchmark_classifier import nestgen_steps
 
-        from nestgen.evaluation.timing import throughput
+        from nestgen.benchmarks.timing import throughput
         from nestgen.models.registry import get_config
 
         steps = nestgen_steps(get_config(args.against), args.batch, args.dtype)

@@ -21,7 +21,7 @@ import numpy as np
 
 from nestgen.convert.checkpoint import load_checkpoint
 from nestgen.data.synthetic import SHAPES, colour_histogram_distance, coloured_shapes, write_image_folder
-from nestgen.evaluation.sampling import GeneratorSampler
+from nestgen.inference.sampling import GeneratorSampler
 from nestgen.training.configs import load_config
 from nestgen.training.gan_trainer import create_optimizers, generator_checkpoint, init_state, model_configs
 

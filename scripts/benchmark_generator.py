@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from nestgen.evaluation.timing import flops, machine, throughput
+from nestgen.benchmarks.timing import flops, machine, throughput
 from nestgen.models.nest import COMPUTE_DTYPES as DTYPES
 from nestgen.models.registry import get_config, init_params
 from nestgen.runtime import keep_freed_memory

@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     parser.add_argument("--real", default=str(REAL), help=f"CIFAR-10 test zip or folder (default {REAL})")
     args = parser.parse_args(argv)
 
-    from nestgen.evaluation.projection import DEFAULT_STEPS, Projector
-    from nestgen.evaluation.sampling import GeneratorSampler
-    from nestgen.evaluation.timing import machine
+    from nestgen.benchmarks.timing import machine
+    from nestgen.inference.projection import DEFAULT_STEPS, Projector
+    from nestgen.inference.sampling import GeneratorSampler
     from nestgen.shipped import default_generator
 
     checkpoint = args.checkpoint or default_generator()

@@ -8,7 +8,7 @@ Rows: classifier train step img/s and MFU for NesT-T 32×32 (plain and fused att
 (configs/gan_cifar10.py:h200 networks) train step img/s; generator sampling img/s at 32/64/128 px; the on-device
 augmentation (full CIFAR recipe) img/s against NesT-T's train step; XLA's memory estimate per program and the
 device's peak memory. MFU = 3 × forward FLOPs (XLA's count) × img/s over the datasheet peak of the device
-(nestgen.evaluation.timing.PEAK_FLOPS); no peak is known for CPUs.
+(nestgen.benchmarks.timing.PEAK_FLOPS); no peak is known for CPUs.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def classifier_row(name: str, batch: int, dtype: str, execution: str, min_second
     import jax
     from benchmark_classifier import EXECUTIONS, nestgen_steps
 
-    from nestgen.evaluation.timing import peak_flops, throughput
+    from nestgen.benchmarks.timing import peak_flops, throughput
     from nestgen.models.registry import get_config
 
     steps = nestgen_steps(get_config(name), batch, dtype, EXECUTIONS[execution])
@@ -46,8 +46,8 @@ def augment_row(batch: int, image_size: int, min_seconds: float) -> dict:
     import jax
     import numpy as np
 
+    from nestgen.benchmarks.timing import throughput
     from nestgen.data.augment import AugmentConfig, augment_batch
-    from nestgen.evaluation.timing import throughput
 
     images = np.random.default_rng(0).integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
     images = jax.device_put(images)
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     import jax
     from benchmark_generator import measure_sampling, measure_train_step
 
-    from nestgen.evaluation.timing import device_peak_memory_bytes, machine
+    from nestgen.benchmarks.timing import device_peak_memory_bytes, machine
 
     small = args.small
     tiny, big = ("nest_micro_32", "nest_micro_32") if small else ("nest_tiny_s16_32", "nest_base_s196_224")

@@ -18,7 +18,7 @@ import numpy as np
 
 from nestgen.cli import entry_point
 from nestgen.data.images import ImageError
-from nestgen.evaluation.predict import ClassifierPredictor
+from nestgen.inference.predict import ClassifierPredictor
 from nestgen.shipped import default_classifier
 
 

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from nestgen.convert.checkpoint import load_checkpoint
-    from nestgen.evaluation.accuracy import evaluate_checkpoint
+    from nestgen.metrics.accuracy import evaluate_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
     result = evaluate_checkpoint(checkpoint, args.data, args.split, batch_size=args.batch_size,

@@ -40,8 +40,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    from nestgen.evaluation import fid
-    from nestgen.evaluation.sampling import check_seeds
+    from nestgen.inference.sampling import check_seeds
+    from nestgen.metrics import fid
 
     check_seeds(args.seed, args.num, flag="--seed")  # before torch, Inception and the reference statistics
     fid.backends()  # torch before anything imports TensorFlow

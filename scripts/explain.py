@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     from nestgen.convert.checkpoint import load_checkpoint
     from nestgen.data.images import load_image, preprocess
-    from nestgen.evaluation.pictures import save_png
+    from nestgen.drawing.pictures import save_png
     from nestgen.explain.gradcat import GradCAT, grad_cam
     from nestgen.explain.overlay import render_explanation
     from nestgen.shipped import default_classifier

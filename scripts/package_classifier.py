@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
-    from nestgen.evaluation.accuracy import evaluate_checkpoint
+    from nestgen.metrics.accuracy import evaluate_checkpoint
     from nestgen.serving.cards import strip_machine_paths
     from nestgen.training.relay_release import release_export
 

@@ -50,13 +50,13 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
 
-    from nestgen.evaluation import fid  # torch before TensorFlow
+    from nestgen.metrics import fid  # torch before TensorFlow
 
     fid.backends()
     import numpy as np
 
     from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
-    from nestgen.evaluation.sampling import GeneratorSampler, grid, level_mixing_effect, save_png
+    from nestgen.inference.sampling import GeneratorSampler, grid, level_mixing_effect, save_png
     from nestgen.serving.cards import strip_machine_paths
     from nestgen.training.relay_release import release_export
 

@@ -31,8 +31,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from nestgen.data.images import load_image, resize_and_crop
-    from nestgen.evaluation.projection import MAX_STEPS, Projector
-    from nestgen.evaluation.sampling import GeneratorSampler, grid, save_png
+    from nestgen.inference.projection import MAX_STEPS, Projector
+    from nestgen.inference.sampling import GeneratorSampler, grid, save_png
     from nestgen.shipped import default_generator
 
     if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:

@@ -88,8 +88,8 @@ def main(argv=None) -> int:
     import numpy as np
 
     from nestgen.data.classes import file_safe
-    from nestgen.evaluation.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
-    from nestgen.evaluation.sampling import GeneratorSampler, check_seeds, grid
+    from nestgen.drawing.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
+    from nestgen.inference.sampling import GeneratorSampler, check_seeds, grid
     from nestgen.shipped import default_generator
 
     for seed in args.interpolate or ():

@@ -30,10 +30,10 @@ from PIL import Image
 from nestgen import shipped
 from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
 from nestgen.data.images import load_image, preprocess
-from nestgen.evaluation.pictures import captioned_grid, labelled_grid
-from nestgen.evaluation.sampling import GeneratorSampler
+from nestgen.drawing.pictures import captioned_grid, labelled_grid
 from nestgen.explain.gradcat import GradCAT, children, grad_cam
 from nestgen.explain.overlay import LEVEL_COLOURS, draw_path, heat_map
+from nestgen.inference.sampling import GeneratorSampler
 from nestgen.models.registry import abstract_params, get_config
 from nestgen.serving import Limits, Predictor
 from nestgen.serving.cards import card

@@ -163,7 +163,7 @@ def test_one_rule_for_names_and_indices():
 
 
 def test_numbered_classes_in_the_sampler_script_and_gradcat(numbered_generator, tmp_path):
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
 
     sampler = GeneratorSampler.from_directory(numbered_generator)
     assert sampler.class_index("10") == NUMBERED.index("10") and sampler.class_index("#9") == 9
@@ -209,7 +209,7 @@ def test_a_split_s_labels_are_matched_to_the_model_s_classes_by_name(tmp_path, t
     with pytest.raises(ClassError, match="has classes the model does not know: eel"):
         split.with_classes(["ant", "cat", "dog"])
 
-    from nestgen.evaluation.accuracy import evaluate_checkpoint
+    from nestgen.metrics.accuracy import evaluate_checkpoint
 
     checkpoint = load_checkpoint(tiny_checkpoint)  # classes ant, bee, cat, dog, eel
     result = evaluate_checkpoint(checkpoint, f"folder:{tmp_path / 'data'}", "test", batch_size=8)

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from nestgen.convert.checkpoint import save_checkpoint
-from nestgen.evaluation import fid
-from nestgen.evaluation.precision_recall import precision_recall
-from nestgen.evaluation.sampling import GeneratorSampler
+from nestgen.inference.sampling import GeneratorSampler
+from nestgen.metrics import fid
+from nestgen.metrics.precision_recall import precision_recall
 from nestgen.models.registry import get_config, init_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,7 +301,7 @@ def test_fd_nest_keeps_torch_on_the_cpu_even_where_cuda_is_there(monkeypatch, ne
     """On the GPU machine torch sees CUDA; FD_NesT must not open a CUDA context beside JAX's preallocation."""
     import torch
 
-    from nestgen.evaluation.fid import _device
+    from nestgen.metrics.fid import _device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _device(None, nest).type == "cpu" and _device("cuda", nest).type == "cpu"

@@ -14,7 +14,7 @@ import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint
 from nestgen.convert.tree import flatten
-from nestgen.evaluation.sampling import GeneratorSampler
+from nestgen.inference.sampling import GeneratorSampler
 from nestgen.training import gan_trainer
 from nestgen.training.configs import load_config
 

@@ -9,7 +9,7 @@ import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint, save_checkpoint
 from nestgen.convert.tree import flatten
-from nestgen.evaluation.sampling import MAX_SEED, GeneratorSampler, latents
+from nestgen.inference.sampling import MAX_SEED, GeneratorSampler, latents
 from nestgen.models.generator import GeneratorConfig
 from nestgen.models.nest import BlockDeAggregation, blockify, pixel_shuffle
 from nestgen.models.registry import VARIANTS, abstract_params, config_from_dict, get_config, init_params

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from nestgen.evaluation import fonts
-from nestgen.evaluation.pictures import (
+from nestgen.drawing import fonts
+from nestgen.drawing.pictures import (
     PAD,
     UndrawableTextWarning,
     captioned_grid,

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from nestgen.convert.checkpoint import save_checkpoint
-from nestgen.evaluation.projection import MAX_STEPS, Projector, pixel_errors
-from nestgen.evaluation.sampling import GeneratorSampler
+from nestgen.inference.projection import MAX_STEPS, Projector, pixel_errors
+from nestgen.inference.sampling import GeneratorSampler
 from nestgen.models.registry import get_config, init_params
 
 ROOT = Path(__file__).resolve().parents[1]

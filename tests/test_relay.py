@@ -195,7 +195,7 @@ def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
 def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
     from nestgen.convert.checkpoint import load_checkpoint
     from nestgen.convert.tree import flatten
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
 
     record = relay_release.export_generator("gan", tmp_path / "export", root=ROOT, state_root=tmp_path / "relay")
     released, stored = load_checkpoint(tmp_path / "export"), load_file(str(state_path))

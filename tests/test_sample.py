@@ -111,7 +111,7 @@ def test_missing_checkpoint_is_explained(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def sampler(generator):
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
 
     return GeneratorSampler.from_directory(generator, batch_size=8)
 
@@ -119,7 +119,7 @@ def sampler(generator):
 def test_samplers_of_one_architecture_share_their_compiled_programs(generator, tmp_path):
     """The weights are an argument of the jitted programs: a training run's periodic FD_NesT builds a sampler per
     evaluation and must not compile again for each (nor draw the same images from other weights)."""
-    from nestgen.evaluation import sampling
+    from nestgen.inference import sampling
 
     other = tmp_path / "other"
     save_checkpoint(other, TINY_G, init_params(TINY_G, 7), class_names=["cat", "dog", "horse"])
@@ -178,7 +178,7 @@ def test_mix_levels_takes_coarse_levels_from_rows_and_fine_levels_from_columns(s
 
 
 def test_level_mixing_effect_measures_rows_and_columns_of_the_grid_per_class(sampler):
-    from nestgen.evaluation.sampling import level_mixing_effect
+    from nestgen.inference.sampling import level_mixing_effect
 
     effect = level_mixing_effect(sampler, crossover=2, seeds=[3, 4, 5])
     by_class = []
@@ -207,7 +207,7 @@ def _smooth(batch: int, size: int = 16) -> np.ndarray:
 
 
 def test_captioned_grid_layout_pixels_and_text():
-    from nestgen.evaluation.pictures import PAD, captioned_grid, text_height
+    from nestgen.drawing.pictures import PAD, captioned_grid, text_height
 
     images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
     picture = captioned_grid(images, [f"seed {k} · horse" for k in range(5)], columns=3, cell=64)
@@ -225,7 +225,7 @@ def test_captioned_grid_layout_pixels_and_text():
 
 
 def test_long_captions_are_shortened_to_their_cell():
-    from nestgen.evaluation.pictures import PAD, captioned_grid
+    from nestgen.drawing.pictures import PAD, captioned_grid
 
     images = np.zeros((2, 16, 16, 3), np.uint8)
     picture = captioned_grid(images, ["seed 1 · " + "x" * 200, "seed 2"], columns=2, cell=32)
@@ -234,7 +234,7 @@ def test_long_captions_are_shortened_to_their_cell():
 
 
 def test_labelled_grid_layout_pixels_and_labels():
-    from nestgen.evaluation.pictures import PAD, labelled_grid, text_height
+    from nestgen.drawing.pictures import PAD, labelled_grid, text_height
 
     images = np.random.default_rng(1).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
     picture = labelled_grid(images, ["cat", "horse"], ["seed 0", "seed 1", "seed 2"], cell=48, corner="class \\ seed")
@@ -255,7 +255,7 @@ def test_labelled_grid_layout_pixels_and_labels():
 def test_save_mp4_plays_forward_then_back(tmp_path):
     import av
 
-    from nestgen.evaluation.pictures import save_mp4
+    from nestgen.drawing.pictures import save_mp4
 
     frames = _smooth(5, size=15)  # odd size: padded to even
     path = save_mp4(frames, tmp_path / "walk.mp4", fps=10, scale=2)
@@ -270,14 +270,14 @@ def test_save_mp4_plays_forward_then_back(tmp_path):
 
 
 def test_script_class_grid_mix_mp4_and_labels(generator, tmp_path, capsys):
-    from nestgen.evaluation.pictures import PAD, text_height
+    from nestgen.drawing.pictures import PAD, text_height
 
     cell, band = 16 * 4, text_height(64)  # --scale 4 by default
     assert _main(["--checkpoint", generator, "--class-grid", "--num", "2", "--seed", "5",
                   "--out", str(tmp_path / "classes.png")]) == 0
     table = np.asarray(Image.open(tmp_path / "classes.png"))
     assert table.shape == (band + PAD + 3 * (cell + PAD), cell + PAD + 2 * (cell + PAD), 3)  # 3 classes × 2 seeds
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
 
     sampler = GeneratorSampler.from_directory(generator)
     top, left = band + PAD + 2 * (cell + PAD), cell + PAD + 1 * (cell + PAD)  # row "horse", column seed 6
@@ -352,7 +352,7 @@ def test_class_grid_is_refused_for_unconditional_generators(tmp_path, capsys):
 def test_save_mp4_without_pyav_names_the_install_command(monkeypatch, tmp_path):
     import sys
 
-    from nestgen.evaluation.pictures import save_mp4
+    from nestgen.drawing.pictures import save_mp4
 
     monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ImportError
     with pytest.raises(ImportError, match=r'pip install -e "\.\[app\]"'):

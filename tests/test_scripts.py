@@ -170,7 +170,7 @@ def test_benchmark_classifier_measures_execution_options_against_timm():
 
 
 def test_peak_flops_come_from_the_datasheet_table():
-    from nestgen.evaluation.timing import peak_flops
+    from nestgen.benchmarks.timing import peak_flops
 
     assert peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
     assert peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12  # the PCIe part is matched before the SXM one

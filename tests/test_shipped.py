@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nestgen.convert.checkpoint import load_checkpoint
-from nestgen.evaluation.accuracy import evaluate_checkpoint
+from nestgen.metrics.accuracy import evaluate_checkpoint
 from nestgen.shipped import FD_FEATURES, default_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def shipped_generator():
 
 
 def test_shipped_generator_is_deterministic_per_seed_and_class(shipped_generator):
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
 
     sampler = GeneratorSampler(shipped_generator, batch_size=16)
     horse = sampler.class_index("horse")
@@ -82,8 +82,8 @@ def test_shipped_generator_is_deterministic_per_seed_and_class(shipped_generator
 
 def test_shipped_generator_scores_its_model_card(shipped_generator, tmp_path, monkeypatch):
     """FD_NesT of 2,000 samples against the test images, as the model card measured it (a regression test)."""
-    from nestgen.evaluation import fid
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
+    from nestgen.metrics import fid
 
     monkeypatch.chdir(ROOT)
     card = shipped_generator.metadata["model_card"]

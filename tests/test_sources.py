@@ -20,7 +20,7 @@ from nestgen.data import sources
 from nestgen.data.images import decode_image, load_image, preprocess
 from nestgen.data.listing import SkippedFilesWarning
 from nestgen.data.sources import DataError, DataSpec, load_split, parse_data_spec, tf_dataset
-from nestgen.evaluation.fid_reference import image_reference
+from nestgen.metrics.fid_reference import image_reference
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CIFAR10_TEST_ZIP = SHARED / "data" / "cifar10-test.zip"

@@ -19,7 +19,7 @@ import pydantic
 from gradio_client.utils import is_file_obj_with_meta
 from PIL import Image
 
-from nestgen.evaluation.pictures import save_png
+from nestgen.drawing.pictures import save_png
 from nestgen.serving import require_gradio
 from nestgen.serving.inputs import InputError, Scratch, shown
 from nestgen.serving.predictor import Predictor

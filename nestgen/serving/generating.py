@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from nestgen.data.classes import file_safe
-from nestgen.evaluation.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
+from nestgen.drawing.pictures import captioned_grid, drawable_labels, labelled_grid, save_gif, save_mp4, save_png
 from nestgen.serving.events import BaseHandlers, big, gr, plural, reports_failures, upload
 from nestgen.serving.inputs import MAX_SEED
 from nestgen.serving.predictor import ANY_CLASS

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from nestgen.data.images import ImageError, load_image
-from nestgen.evaluation.sampling import MAX_SEED as MAX_SEED  # seeds are 0 … 2**32 - 1 here as in every entry point
+from nestgen.inference.sampling import MAX_SEED as MAX_SEED  # seeds are 0 … 2**32 - 1 here as in every entry point
 
 
 class InputError(ValueError):

@@ -18,10 +18,10 @@ from PIL import Image
 
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
 from nestgen.data.images import preprocess, resize_and_crop, source_box
-from nestgen.evaluation.predict import ClassifierPredictor
-from nestgen.evaluation.projection import DEFAULT_LEARNING_RATE, Projector
-from nestgen.evaluation.sampling import GeneratorSampler
 from nestgen.explain.gradcat import DEFAULT_SCORE, Explanation, GradCAT, features_and_gradients
+from nestgen.inference.predict import ClassifierPredictor
+from nestgen.inference.projection import DEFAULT_LEARNING_RATE, Projector
+from nestgen.inference.sampling import GeneratorSampler
 from nestgen.models.nest import unblockify
 from nestgen.serving.discriminator import DiscriminatorService
 from nestgen.serving.inputs import (
@@ -217,7 +217,7 @@ class GeneratorService:
         return self._run(self.sampler.mix_levels, coarse, fine, crossover, index, psi), coarse, fine, crossover
 
     def project(self, source, class_value, steps, progress=None):
-        """An uploaded image → `nestgen.evaluation.projection.Projection` (the w that reconstructs it best)."""
+        """An uploaded image → `nestgen.inference.projection.Projection` (the w that reconstructs it best)."""
         size = self.sampler.config.image_size
         steps = check_int(steps, "steps", 1, self.limits.max_projection_steps)
         image = read_image(source, self.limits, target_size=size)

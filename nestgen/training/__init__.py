@@ -1,1 +1,1 @@
-"""Training: optimizer, sharding over devices and hosts, checkpoints, metrics, and the trainers."""
+"""Training: optimizer, checkpoints, metrics, and the trainers."""

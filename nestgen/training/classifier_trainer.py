@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from nestgen import sharding
 from nestgen.convert.checkpoint import save_checkpoint
 from nestgen.convert.tree import check_tree, flatten, shapes, unflatten
 from nestgen.data import pipeline
@@ -36,11 +37,11 @@ from nestgen.data.classes import ClassError, label_mapping
 from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
 from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
-from nestgen.evaluation.accuracy import evaluate_batches, make_eval_step
-from nestgen.evaluation.sampling import check_seeds
+from nestgen.inference.sampling import check_seeds
+from nestgen.metrics.accuracy import evaluate_batches, make_eval_step
 from nestgen.models.nest import COMPUTE_DTYPES, Execution
 from nestgen.models.registry import get_config
-from nestgen.training import run_record, sharding
+from nestgen.training import run_record
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
 from nestgen.training.metrics import MetricWriter

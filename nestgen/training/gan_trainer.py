@@ -31,15 +31,16 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from nestgen import sharding
 from nestgen.convert.checkpoint import Checkpoint, save_checkpoint
 from nestgen.data.diffaugment import POLICIES, diff_augment
 from nestgen.data.pipeline import HostSlice, train_batches
 from nestgen.data.sources import load_split, parse_data_spec
-from nestgen.evaluation.sampling import W_AVG_KEY, check_seeds, grid, latents, save_png, to_uint8
+from nestgen.inference.sampling import W_AVG_KEY, check_seeds, grid, latents, save_png, to_uint8
 from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_penalty
 from nestgen.models.generator import mix_levels
 from nestgen.models.registry import get_config
-from nestgen.training import run_record, sharding
+from nestgen.training import run_record
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
 from nestgen.training.classifier_trainer import (
@@ -277,8 +278,8 @@ def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
     """FID (or FD_NesT) of a generator checkpoint as configured in `config.fid`, as {"fid/<metric>": value}.
 
     The feature network and reference statistics are loaded (or the missing file named) now, before training."""
-    from nestgen.evaluation import fid
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
+    from nestgen.metrics import fid
 
     fid.backends()
     network = fid.load_features(fid_config.features, batch_size=fid_config.batch_size)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nestgen.evaluation.fonts import UndrawableTextWarning as UndrawableTextWarning
-from nestgen.evaluation.fonts import drawable_labels as drawable_labels
-from nestgen.evaluation.fonts import font_name as font_name
-from nestgen.evaluation.fonts import label_font, legible
-from nestgen.evaluation.fonts import undrawable as undrawable
+from nestgen.drawing.fonts import UndrawableTextWarning as UndrawableTextWarning
+from nestgen.drawing.fonts import drawable_labels as drawable_labels
+from nestgen.drawing.fonts import font_name as font_name
+from nestgen.drawing.fonts import label_font, legible
+from nestgen.drawing.fonts import undrawable as undrawable
 from nestgen.files import replacing
 
 PAD = 4  # white pixels around every cell of a captioned grid or labelled table

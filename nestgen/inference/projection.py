@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nestgen.evaluation.sampling import GeneratorSampler, latents, to_uint8
+from nestgen.inference.sampling import GeneratorSampler, latents, to_uint8
 
 DEFAULT_STEPS = 200  # about 1.7 s per projection on the 2-core CPU with the shipped 32×32 generator
 MAX_STEPS = 1000  # a request ends within seconds on a CPU

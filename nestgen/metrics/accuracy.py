@@ -12,7 +12,7 @@ import optax
 
 from nestgen.data.pipeline import HostSlice, eval_batches
 from nestgen.data.sources import SplitData, load_split
-from nestgen.training.sharding import global_batch_array, make_mesh, replicate, replicated
+from nestgen.sharding import global_batch_array, make_mesh, replicate, replicated
 
 
 def make_eval_step(model):

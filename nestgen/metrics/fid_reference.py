@@ -13,24 +13,22 @@ import dataclasses
 import hashlib
 import os
 import re
-import shutil
-import tempfile
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nestgen.data.archive import default_cache_dir, extract_archive
 from nestgen.data.images import decode_images
 from nestgen.data.listing import NoImagesError, list_images, warn
-from nestgen.evaluation.frechet import feature_statistics
+from nestgen.metrics.fid_base import DOWNLOAD_TIMEOUT_S as DOWNLOAD_TIMEOUT_S
+from nestgen.metrics.fid_base import FIDError, read_npz, require_file, write_npz
+from nestgen.metrics.frechet import feature_statistics
 
 if TYPE_CHECKING:
-    from nestgen.evaluation.fid_features import FeatureNetwork
+    from nestgen.metrics.fid_features import FeatureNetwork
 
-DOWNLOAD_TIMEOUT_S = 10.0
 STATS_VERSION = 1
 MIN_IMAGES = 2  # a mean and a covariance (clean-fid's KID needs 2 as well)
 # clean-fid's precomputed statistics: name → {split: resolutions (the first is the default)}.
@@ -45,10 +43,6 @@ STANDARD_SETS = {
 REFERENCE_HELP = ("cifar10:train, cifar10:test or another of clean-fid's precomputed sets (NAME:SPLIT[:RES]); "
                   "zip:PATH.zip@SPLIT, folder:PATH@SPLIT or tfds:NAME@SPLIT (statistics built and cached by nestgen); "
                   "images:PATH (a folder or .zip of images)")
-
-
-class FIDError(ValueError):
-    """A reference, feature network or file needed for FID is unknown or missing; the message says what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,60 +108,6 @@ def parse_reference(text: str | Reference) -> Reference:
     if res is not None and (not res.isdigit() or int(res) not in splits[split]):
         raise FIDError(f"clean-fid has {name}:{split} statistics at {splits[split]}, not at resolution {res}")
     return Reference("standard", name, split, int(res) if res else splits[split][0])
-
-
-# ---- files clean-fid needs -------------------------------------------------------------------------------------
-
-def download(url: str, path: Path) -> str | None:
-    """Fetch url to path (atomically); None on success, else why not."""
-    staging = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(response, out)
-        os.replace(staging, path)
-        return None
-    except OSError as error:  # urllib.error.URLError, timeouts, unwritable folders
-        if staging:
-            Path(staging).unlink(missing_ok=True)
-        return f"{type(error).__name__}: {getattr(error, 'reason', None) or error}"
-
-
-def require_file(path: Path, url: str, what: str, hint: str = "", alternatives: tuple[Path, ...] = ()) -> Path:
-    """An existing copy of a file clean-fid needs (downloaded if the network answers), else a FIDError."""
-    for candidate in (path, *alternatives):
-        if candidate.is_file():
-            return candidate
-    reason = download(url, path)
-    if reason is None:
-        return path
-    elsewhere = f" (or in {', '.join(str(p.parent) for p in alternatives)})" if alternatives else ""
-    raise FIDError(f"{what} is missing: {path} does not exist and could not be downloaded from {url} ({reason}). "
-                   f"Download {path.name} on a machine with network and put it at {path}{elsewhere}{hint}.")
-
-
-def read_npz(path: Path, *keys: str) -> dict[str, Any] | None:
-    """The arrays `keys` of an .npz file; None if it is missing, unreadable or lacks one."""
-    try:
-        with np.load(path) as arrays:
-            return {key: arrays[key] for key in keys}
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def write_npz(path: Path, **arrays) -> None:
-    """Write an .npz file atomically (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
 
 
 # ---- reference images -----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 Gaussians fitted to each set (FID, FD_NesT) and the kernel distance (KID).
 
 Imports neither torch nor clean-fid. The kernel distance is clean-fid's own function, reached through
-`fid.backends()` on first use; the Fréchet distance is clean-fid's formula written out here (tested equal to
+`fid_base.backends()` on first use; the Fréchet distance is clean-fid's formula written out here (tested equal to
 clean-fid's), because clean-fid's calls SciPy's `sqrtm` with an argument SciPy 1.18 no longer has.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 
 def _cleanfid():
-    from nestgen.evaluation.fid import backends  # lazily: fid imports this module
+    from nestgen.metrics.fid_base import backends  # lazily: torch and clean-fid load slowly
 
     return backends().fid
 

@@ -1,7 +1,7 @@
 """The feature networks that FID-style distances are measured in, wrapped the way clean-fid calls its feature
 extractor: clean-fid's Inception-v3 (FID, KID) and the pooled features of a trained nestgen classifier (FD_NesT).
 
-Imports neither torch nor clean-fid: `fid` passes its `backends()` in as `bk`, and says which files to use.
+Imports neither torch nor clean-fid: `fid` passes `fid_base.backends()` in as `bk`, and says which files to use.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from nestgen.evaluation.fid_reference import FIDError, require_file
+from nestgen.metrics.fid_base import FIDError, require_file
 
 INCEPTION_FILE = "inception-2015-12-05.pt"  # clean-fid's TorchScript Inception-v3 (clean, legacy_tensorflow)
 

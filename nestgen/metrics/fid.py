@@ -1,7 +1,7 @@
 """FID, KID and precision/recall of a generator through clean-fid, and FD_NesT: the same Fréchet distance in the
-pooled features of a trained nestgen classifier. The entry module and the only one that imports torch and clean-fid
-(through `backends()`); the feature networks live in `fid_features`, references and their statistics files in
-`fid_reference`, the distances in `frechet`, and their public names are re-exported here.
+pooled features of a trained nestgen classifier. The entry module: torch and clean-fid are imported by
+`fid_base.backends()` (re-exported here), the feature networks live in `fid_features`, references and their
+statistics files in `fid_reference`, the distances in `frechet`, and their public names are re-exported here.
 
 Protocol (spec §5): clean mode (legacy_tensorflow / legacy_pytorch selectable), image i of a run drawn from seed
 seed0 + i with label i mod num_classes (a uniform class mix), features from clean-fid's own code path
@@ -33,20 +33,20 @@ from typing import Any
 
 import numpy as np
 
-from nestgen.evaluation.fid_features import (
+from nestgen.metrics.fid_base import FIDError, backends
+from nestgen.metrics.fid_features import (
     INCEPTION_FILE,
     FeatureNetwork,
     checkpoint_id,
     inception_network,
     nest_network,
 )
-from nestgen.evaluation.fid_reference import (
+from nestgen.metrics.fid_reference import (
     DOWNLOAD_TIMEOUT_S,
     MIN_IMAGES,
     REFERENCE_HELP,
     STANDARD_SETS,
     STATS_VERSION,
-    FIDError,
     ImageReference,
     Reference,
     ReferenceStats,
@@ -56,8 +56,8 @@ from nestgen.evaluation.fid_reference import (
     precomputed_statistics,
     stats_path,
 )
-from nestgen.evaluation.frechet import feature_statistics, frechet_distance, kernel_distance
-from nestgen.evaluation.precision_recall import precision_recall
+from nestgen.metrics.frechet import feature_statistics, frechet_distance, kernel_distance
+from nestgen.metrics.precision_recall import precision_recall
 
 __all__ = [
     "CLEANFID_INCEPTION", "CLEANFID_STATS_DIR", "DOWNLOAD_TIMEOUT_S", "INCEPTION_FILE", "INCEPTION_URL", "MIN_IMAGES",
@@ -75,24 +75,6 @@ PT_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # legacy_pytorch, in
 PT_INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{PT_INCEPTION_FILE}"
 STATS_URL = "https://www.cs.cmu.edu/~clean-fid/stats/"
 CLEANFID_STATS_DIR: Path | None = None  # None: the installed package's cleanfid/stats/
-
-
-@functools.cache
-def backends():
-    """torch and clean-fid's modules, imported once (before TensorFlow, or torchvision aborts the process)."""
-    if sys.modules.get("tensorflow") is not None and "torchvision" not in sys.modules:  # None: blocked
-        raise FIDError("torchvision (clean-fid's dependency) aborts the process when imported after TensorFlow: "
-                       "call nestgen.evaluation.fid.backends() (or import torch, torchvision) before TensorFlow")
-    try:
-        import cleanfid.features
-        import cleanfid.fid
-        import cleanfid.inception_torchscript
-        import cleanfid.resize
-        import torch
-    except ImportError as error:
-        raise ImportError(f'FID needs torch and clean-fid ({error}): pip install -e ".[fid]"') from error
-    return dataclasses.make_dataclass("Backends", ["torch", "fid", "features", "resize", "inception"])(
-        torch, cleanfid.fid, cleanfid.features, cleanfid.resize, cleanfid.inception_torchscript)
 
 
 # ---- feature networks ------------------------------------------------------------------------------------------
@@ -215,7 +197,7 @@ class GeneratorBridge:
 
 def sampler_draw(sampler, truncation: float = 1.0) -> tuple[Callable, int]:
     """A GeneratorSampler → (draw(seeds, labels) → uint8 images, number of classes to mix)."""
-    from nestgen.evaluation.sampling import latents
+    from nestgen.inference.sampling import latents
 
     config = sampler.config
 
@@ -245,7 +227,7 @@ def evaluate(sampler, reference: str | Reference, num: int = 50_000, *, features
     Precision/recall use at most `pr_samples` of each set (three n × n distance products: 50,000 wants a GPU).
     Feature network and reference statistics are ready (or the missing file is named) before any sample is drawn.
     """
-    from nestgen.evaluation.sampling import check_seeds
+    from nestgen.inference.sampling import check_seeds
 
     if num < 2:
         raise FIDError(f"a Fréchet distance needs at least 2 samples, got --num {num}")
@@ -288,7 +270,7 @@ def fid_for_sampler(sampler, reference: str | Reference, num: int, *, features: 
 def evaluate_checkpoint(directory: str | Path, reference: str | Reference, num: int = 50_000, *,
                         batch_size: int = 64, **kwargs) -> dict[str, Any]:
     """The JSON-ready record of a generator checkpoint: metric label, values and the protocol spelled out."""
-    from nestgen.evaluation.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler
 
     backends()
     sampler = GeneratorSampler.from_directory(directory, batch_size=batch_size)

@@ -1,6 +1,6 @@
 """Sample a trained generator: seeds → w → images, truncation toward the tracked mean of w, interpolation in w space
 and level mixing (coarse levels from one seed, finer levels from another). Pictures (grids, labelled tables, GIFs,
-MP4s) are made in nestgen/evaluation/pictures.py; grid, save_png and save_gif are re-exported here.
+MP4s) are made in nestgen/drawing/pictures.py; grid, save_png and save_gif are re-exported here.
 
 Image i of a request depends only on its seed, class and ψ: z = normal(key(seed)), and every batch runs padded
 to one fixed size through one compiled function, so the same seed gives the same image bit for bit on a machine.
@@ -22,9 +22,9 @@ import numpy as np
 from nestgen.convert.checkpoint import W_AVG_KEY as W_AVG_KEY
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from nestgen.data.classes import ClassError, resolve_class
-from nestgen.evaluation.pictures import grid as grid
-from nestgen.evaluation.pictures import save_gif as save_gif
-from nestgen.evaluation.pictures import save_png as save_png
+from nestgen.drawing.pictures import grid as grid
+from nestgen.drawing.pictures import save_gif as save_gif
+from nestgen.drawing.pictures import save_png as save_png
 from nestgen.models.generator import mix_levels as mix_levels_w
 
 MAX_SEED = 2**32 - 1  # the largest seed: jax.random.key wraps larger ones (in 32-bit mode) onto smaller ones

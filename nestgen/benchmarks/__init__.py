@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks behind `scripts/benchmark.py`, and the timing helpers they share."""
