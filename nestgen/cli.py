@@ -201,3 +201,9 @@ def entry_point(main):
             return 2
 
     return run
+
+
+def moved(old: str, new: str) -> None:
+    """A command that has a new form: one line naming it on stderr, exit status 2 (nothing else runs)."""
+    print(f"error: {old} is now `{new}` (same options): run that instead", file=sys.stderr)
+    raise SystemExit(2)

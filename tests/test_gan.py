@@ -260,9 +260,9 @@ def test_nest_discriminator_hinge_and_the_fid_hook(tmp_path):
 
 def test_it_learns_coloured_shapes(tmp_path):
     """The tiny GAN, 200 iterations on 16×16 coloured shapes, cuts the colour-histogram distance of its samples
-    to held-out data to a fraction of the initial one. Measured with scripts/benchmark_gan_toy.py --steps 200
+    to held-out data to a fraction of the initial one. Measured with scripts/benchmark.py gan_toy --steps 200
     over seeds 0-4: ratios 0.17 … (see README); the threshold leaves a wide margin."""
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/benchmark_gan_toy.py"), "--seeds", "1", "--steps",
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/benchmark.py"), "gan_toy", "--seeds", "1", "--steps",
                           "200"], capture_output=True, text=True, timeout=1800, cwd=ROOT,
                          env={**os.environ, "NESTGEN_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr[-2000:]

@@ -138,14 +138,14 @@ def test_planted_patterns_put_the_class_motif_in_the_named_cell():
         planted_patterns(1, np.random.default_rng(0), size=16, grid=8)
 
 
-# The model of scripts/benchmark_gradcat_scores.py: 16x16 pixels, 3 levels, leaf blocks of 4x4 pixels (16 of them).
+# The model of scripts/benchmark.py gradcat_scores: 16x16 pixels, 3 levels, leaf blocks of 4x4 pixels (16 of them).
 PLANTED = NestConfig(image_size=16, patch_size=1, num_levels=3, dims=(32, 32, 32), heads=(2, 2, 2), depths=(1, 1, 1),
                      attention="multi_head", num_classes=3, drop_path_rate=0.0)
 
 
 def test_gradcat_leaf_finds_a_planted_pattern_in_a_trained_nest():
     # The class is a 4x4 motif in one of the 16 leaf blocks of noise images, so the only evidence for it is in
-    # that block. `python scripts/benchmark_gradcat_scores.py --seeds 0 1 2 3 4 --steps 150` (this training, seed 0
+    # that block. `python scripts/benchmark.py gradcat_scores --seeds 0 1 2 3 4 --steps 150` (this training, seed 0
     # here) measured test accuracy 1.0 for every seed and leaf hit rates of 0.85 / 0.97 / 0.775 / 0.79 / 1.0 for
     # score="magnitude" (chance 1/16): the threshold 0.5 sits well below the worst seed. The signed score
     # (0.015-0.205 there) is not asserted.

@@ -149,6 +149,28 @@ def test_benchmark_latency_measures_the_shipped_models():
     assert bad.returncode == 2 and "invalid choice: 'bogus'" in bad.stderr
 
 
+def test_every_benchmark_is_behind_the_one_entry_point_and_the_old_names_say_its_new_form(capsys):
+    """`scripts/benchmark.py NAME --help` for every benchmark (its own options, under its new name); each former
+    `scripts/benchmark_NAME.py` prints one line naming `python scripts/benchmark.py NAME` and exits 2."""
+    import runpy
+
+    entry = _script("benchmark")
+    for name in entry.BENCHMARKS:
+        with pytest.raises(SystemExit) as done:
+            entry.main([name, "--help"])
+        assert done.value.code == 0, name
+        assert f"usage: scripts/benchmark.py {name}" in capsys.readouterr().out
+    old = sorted((ROOT / "scripts").glob("benchmark_*.py"))
+    assert len(old) == 11
+    for path in old:
+        name = path.stem.removeprefix("benchmark_")
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(path), run_name="__main__")
+        assert done.value.code == 2 and name in entry.BENCHMARKS
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"`python scripts/benchmark.py {name}`" in err
+
+
 def test_benchmark_classifier_measures_execution_options_against_timm():
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "classifier", "--variant",
                           "nest_micro_32", "--batch", "4", "--attention", "multi_head", "--execution", "plain", "fused",
@@ -163,7 +185,7 @@ def test_benchmark_classifier_measures_execution_options_against_timm():
         assert r["train_memory_mib"] > 1
         assert r["train_tflops_per_second"] == pytest.approx(3 * r["gflops_per_image_forward"] * r["train_step"] / 1e3)
     assert rows[0]["gflops_per_image_forward"] == pytest.approx(0.152, rel=0.05)  # nest_micro_32's forward
-    bf16_vs_timm = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_classifier.py"), "--dtype",
+    bf16_vs_timm = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "classifier", "--dtype",
                                    "bfloat16", "--reference", "timm"], capture_output=True, text=True, timeout=300,
                                   cwd=ROOT)
     assert bf16_vs_timm.returncode == 2 and "--reference none" in bf16_vs_timm.stderr
@@ -196,7 +218,8 @@ def test_window_benchmark_writes_its_rows(tmp_path):
     """The GPU window's benchmark call, at CPU size: classifier rows with MFU fields, the augmentation against the
     train step, and one JSON file."""
     out = tmp_path / "benchmark.json"
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_window.py"), "--out", str(out), "--small",
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "window", "--out", str(out),
+                          "--small",
                           "--dtype", "float32", "--batch", "8", "--big-batch", "4", "--min-seconds", "0.1",
                           "--rows", "classifier", "augmentation"], capture_output=True, text=True, timeout=600,
                          cwd=ROOT)
@@ -215,7 +238,7 @@ def test_window_benchmark_keeps_finished_rows_when_cut_short_and_honours_its_tim
     """The JSON is rewritten after every row: a call killed in its second row keeps the first; --max-seconds
     starts no row past the box and says which were skipped."""
     out = tmp_path / "benchmark.json"
-    command = [sys.executable, str(ROOT / "scripts" / "benchmark_window.py"), "--out", str(out), "--small",
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "window", "--out", str(out), "--small",
                "--dtype", "float32", "--batch", "8", "--big-batch", "4", "--rows", "classifier"]
     process = subprocess.Popen([*command, "--min-seconds", "30"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import statistics
 import time
 from collections.abc import Callable
 
@@ -59,3 +61,20 @@ def machine() -> dict[str, object]:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "jax": jax.__version__, "jax_backend": jax.default_backend(),
             "device": str(jax.devices()[0].device_kind)}
+
+
+def median_ms(call: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Milliseconds of the median of `repeats` calls of `call()` (which must block until done), after `warmup`."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def peak_memory_mib() -> float:
+    """The process's maximum resident set so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

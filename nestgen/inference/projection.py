@@ -11,7 +11,7 @@ keeps the class whose reconstruction is best after that chunk, and spends the re
 Projection names the class it kept. Unconditional generators take class_index None only.
 
 Measured 2026-11-30 on the project's 2-core AMD EPYC CPU, shipped 32×32 CIFAR-10 generator, 200 steps, Adam 0.1
-(`python scripts/benchmark_projection.py`): 1.7 s per projection with a class, 2.8 s without (15 s to compile);
+(`python scripts/benchmark.py projection`): 1.7 s per projection with a class, 2.8 s without (15 s to compile);
 its own samples come back at PSNR 41.2 dB on average, 16 real CIFAR-10 test images at 16.5 dB with their true class
 and 17.2 dB with none (the best start class wins). Adam 0.05 is best on samples (40.0 vs 37.0 dB at 200 steps),
 0.2 on real images (17.3 vs 16.7 dB); a pull toward the start (w_penalty 0.01, 0.1) only raised the error.

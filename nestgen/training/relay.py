@@ -18,7 +18,7 @@ the skip generator (a to-RGB picture from every level), started because `gan`'s 
 `gan-r3gan`,
 `gan-mixing` and `gan-today` are the equal-images arms that compare the GAN recipes (README "Choosing the GPU
 recipe"). Each names one config file with its argument, and whether Adam's moments travel: the GAN jobs restart
-Adam at each leg (measured by scripts/benchmark_relay_state.py: over the 200 steps after a restart, losses and
+Adam at each leg (measured by scripts/benchmark.py relay_state: over the 200 steps after a restart, losses and
 weights differ from the exact continuation no more than after the float16 rounding alone; the state halves, 10.2
 → 4.8 MB).
 """
@@ -47,7 +47,7 @@ class Job:
     trainer: str  # "classifier" or "gan"
     config: str  # a config file with its argument, relative to the repository root
     goal: str  # what the run is for, in one line (printed by --status and kept in the record)
-    moments: bool = True  # carry Adam's moments between legs (measured: scripts/benchmark_relay_state.py)
+    moments: bool = True  # carry Adam's moments between legs (measured: scripts/benchmark.py relay_state)
 
 
 JOBS = {job.name: job for job in (
