@@ -70,3 +70,12 @@ def save_safetensors(path: str | Path, arrays: dict, metadata: dict[str, str] | 
             raise OSError(number, os.strerror(number) if number in errno.errorcode else str(error),
                           str(path)) from error
     return Path(path)
+
+
+_MACHINE_PATH = re.compile(r"(?<![\w./~])/(?!/)(?:[^\s/`'\"()\[\]|]+/)+([^\s/`'\"()\[\]|]+)")
+
+
+def strip_machine_paths(text: str) -> str:
+    """Absolute paths of the machine that made a checkpoint (`/work/shared/data/x.zip`, `/root/.cache/…/y.npz`)
+    → their file names: a model card should not show another machine's folders. Relative paths and URLs stay."""
+    return _MACHINE_PATH.sub(lambda m: m[1], text)

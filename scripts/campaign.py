@@ -27,7 +27,7 @@ The library versions are printed first and checked against nestgen's minimums; t
 to the first two compiled steps and the number of XLA compilations with their seconds. Scratch files (the unpacked
 data, orbax checkpoints) go to /dev/shm if present.
 `--resume DIR` (a folder an earlier window brought back) continues that model with a new schedule.
-`scripts/package_campaign.py DIR --output checkpoints/NAME` turns a returned folder into a shipped checkpoint.
+`scripts/package.py campaign DIR --output checkpoints/NAME` turns a returned folder into a shipped checkpoint.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def models(tmp_path_factory, tiny_checkpoint):
                                 metadata={"w_avg": np.zeros((3, TINY_G.w_dim)).tolist()})
     discriminator = save_checkpoint(root / "export_discriminator", TINY_D, random_params(TINY_D, 1),
                                     class_names=COLOURS)
-    # a card as package_generator.py writes one: a picture beside it, a table, a machine path and a cache file name
+    # a card as package.py generator writes one: a picture beside it, a table, a machine path and a cache file name
     GeneratorSampler.from_directory(generator)  # loadable
     Image.new("RGB", (40, 30), "purple").save(generator / "samples.png")
     (generator / "README.md").write_text(

@@ -134,7 +134,8 @@ def test_campaign_dry_run_resume_and_package_without_tensorflow(job, tmp_path, c
     extra = ["--num", "200"] if job == "gan" else ["--data", "zip:../shared/data/cifar10-test.zip"]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", NESTGEN_CACHE=str(cache))
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "package_campaign.py"), str(tmp_path / "w2"),
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "package.py"), "campaign",
+                             str(tmp_path / "w2"),
                              "--output", str(output), *extra], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -248,8 +248,8 @@ def test_a_misspelt_model_override_names_the_fields():
 
 # --- the scripts' one error boundary ------------------------------------------------------------------------------
 
-USER_SCRIPTS = ["classify", "convert", "evaluate", "evaluate_fid", "explain", "package_campaign",
-                "package_classifier", "package_generator", "project", "relay", "sample", "summary",
+USER_SCRIPTS = ["classify", "convert", "evaluate", "evaluate_fid", "explain", "package",
+                "project", "relay", "sample", "summary",
                 "train_classifier", "train_gan"]
 
 

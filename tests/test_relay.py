@@ -13,7 +13,8 @@ import pytest
 from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
-from nestgen.training import relay, relay_release, relay_state
+from nestgen.release import relay as relay_release
+from nestgen.training import relay, relay_state
 from nestgen.training.budget import TimeBudget
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,20 +148,20 @@ def test_legs_add_up_to_one_run(smoke_jobs, tmp_path, monkeypatch, job, settings
         assert all("eval/top1" in point for point in record["curve"])
     status = {entry["job"]: entry for entry in relay.status(ROOT, tmp_path / "relay")}
     assert status[job]["images_seen"] == total * batch and status[job]["legs"] == 2
-    if job == "gan":  # the release is made from the committed state alone (package_generator.py --relay)
+    if job == "gan":  # the release is made from the committed state alone (package.py generator --relay)
         _release_is_the_state_s_ema_generator(tmp_path, state_path, total * batch)
     else:
         _release_is_the_state_s_classifier(tmp_path, state_path, total)
 
 
-def _package(script_name: str, argv: list[str]) -> int:
-    """Run a packaging script's main in this process (the relay's jobs are the smoke ones here)."""
+def _package(kind: str, argv: list[str]) -> int:
+    """Run `scripts/package.py KIND` in this process (the relay's jobs are the smoke ones here)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(script_name, ROOT / "scripts" / f"{script_name}.py")
+    spec = importlib.util.spec_from_file_location("package", ROOT / "scripts" / "package.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    return script.main(argv)
+    return script.main([kind, *argv])
 
 
 def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
@@ -181,11 +182,11 @@ def _release_is_the_state_s_classifier(tmp_path, state_path, steps):
     rng = np.random.default_rng(0)
     test = write_image_folder(tmp_path / "test", rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8),
                               np.arange(40) % 10, released.class_names, split="test")
-    assert _package("package_classifier", ["--relay", "classifier", "--state-dir", str(tmp_path / "relay"),
+    assert _package("classifier", ["--relay", "classifier", "--state-dir", str(tmp_path / "relay"),
                                            "--output", str(tmp_path / "shipped"), "--data", f"folder:{test}"]) == 0
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert f"{record['images_seen']:,} images in 2 legs" in card and f"at step {steps:,} of its planned" in card
-    assert "python scripts/package_classifier.py --relay classifier" in card and "| images seen | top-1 |" in card
+    assert "python scripts/package.py classifier --relay classifier" in card and "| images seen | top-1 |" in card
     assert card.count("\n| 320 |") + card.count("\n| 640 |") + card.count("\n| 960 |") == 3  # the curve
     assert "\n| 960 (this release) |" in card  # then what the card's headline measured
     shipped = load_checkpoint(tmp_path / "shipped")
@@ -218,9 +219,9 @@ def _release_is_the_state_s_ema_generator(tmp_path, state_path, images):
                                    np.arange(40) % 10, released.class_names, split="test")
     argv = ["--relay", "gan", "--state-dir", str(tmp_path / "relay"), "--output", str(tmp_path / "shipped"),
             "--num", "40", "--reference", f"folder:{reference}@test"]
-    assert _package("package_generator", argv) == 0
+    assert _package("generator", argv) == 0
     card = (tmp_path / "shipped" / "README.md").read_text()
-    assert f"{images:,} images in 2 legs" in card and "python scripts/package_generator.py --relay gan" in card
+    assert f"{images:,} images in 2 legs" in card and "python scripts/package.py generator --relay gan" in card
     assert "Level mixing (crossover 1" in card and "| images seen | FD_NesT | KD_NesT | precision | recall |" in card
     shipped = load_checkpoint(tmp_path / "shipped")
     assert shipped.metadata["model_card"]["level_mixing"]["fine"] > 0

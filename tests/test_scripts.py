@@ -149,9 +149,10 @@ def test_benchmark_latency_measures_the_shipped_models():
     assert bad.returncode == 2 and "invalid choice: 'bogus'" in bad.stderr
 
 
-def test_every_benchmark_is_behind_the_one_entry_point_and_the_old_names_say_its_new_form(capsys):
+def test_every_benchmark_is_behind_the_one_entry_point_and_the_old_names_say_their_new_form(capsys):
     """`scripts/benchmark.py NAME --help` for every benchmark (its own options, under its new name); each former
-    `scripts/benchmark_NAME.py` prints one line naming `python scripts/benchmark.py NAME` and exits 2."""
+    `scripts/benchmark_NAME.py` and `scripts/package_KIND.py` prints one line naming its new form
+    (`python scripts/benchmark.py NAME`, `python scripts/package.py KIND`) and exits 2."""
     import runpy
 
     entry = _script("benchmark")
@@ -160,15 +161,21 @@ def test_every_benchmark_is_behind_the_one_entry_point_and_the_old_names_say_its
             entry.main([name, "--help"])
         assert done.value.code == 0, name
         assert f"usage: scripts/benchmark.py {name}" in capsys.readouterr().out
-    old = sorted((ROOT / "scripts").glob("benchmark_*.py"))
-    assert len(old) == 11
+    old = sorted((ROOT / "scripts").glob("benchmark_*.py")) + sorted((ROOT / "scripts").glob("package_*.py"))
+    assert len(old) == 11 + 3
     for path in old:
-        name = path.stem.removeprefix("benchmark_")
+        command, _, name = path.stem.partition("_")
         with pytest.raises(SystemExit) as done:
             runpy.run_path(str(path), run_name="__main__")
-        assert done.value.code == 2 and name in entry.BENCHMARKS
+        assert done.value.code == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"`python scripts/benchmark.py {name}`" in err
+        assert err.count("\n") == 1 and f"`python scripts/{command}.py {name}`" in err
+    assert set(name for path in old[:11] for name in [path.stem.removeprefix("benchmark_")]) <= set(entry.BENCHMARKS)
+    package = _script("package")
+    for kind in ("classifier", "generator", "campaign"):
+        with pytest.raises(SystemExit) as done:
+            package.main([kind, "--help"])
+        assert done.value.code == 0 and "--output" in capsys.readouterr().out
 
 
 def test_benchmark_classifier_measures_execution_options_against_timm():

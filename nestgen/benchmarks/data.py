@@ -77,8 +77,7 @@ def main(argv=None) -> int:
                          jax.jit(lambda k, x: augment_batch(k, x, **view, crop=False)), args.steps, args.batch)
         result["streaming_images_per_second"] = round(streamed, 1)
     if args.against:
-        from benchmark_classifier import nestgen_steps
-
+        from nestgen.benchmarks.classifier import nestgen_steps
         from nestgen.benchmarks.timing import throughput
         from nestgen.models.registry import get_config
 

@@ -20,15 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
-
 ROWS = ("classifier", "augmentation", "gan", "generator")
 
 
 def classifier_row(name: str, batch: int, dtype: str, execution: str, min_seconds: float) -> dict:
     import jax
-    from benchmark_classifier import EXECUTIONS, nestgen_steps
 
+    from nestgen.benchmarks.classifier import EXECUTIONS, nestgen_steps
     from nestgen.benchmarks.timing import peak_flops, throughput
     from nestgen.models.registry import get_config
 
@@ -77,8 +75,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import jax
-    from benchmark_generator import measure_sampling, measure_train_step
 
+    from nestgen.benchmarks.generator import measure_sampling, measure_train_step
     from nestgen.benchmarks.timing import device_peak_memory_bytes, machine
 
     small = args.small

@@ -11,20 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from nestgen.convert.checkpoint import Checkpoint
+from nestgen.files import strip_machine_paths
 from nestgen.models.registry import count_params
 
 ROLES = (("Classifier", "classifier"), ("Generator", "generator"))
 
 
-_MACHINE_PATH = re.compile(r"(?<![\w./~])/(?!/)(?:[^\s/`'\"()\[\]|]+/)+([^\s/`'\"()\[\]|]+)")
 _EMAIL_LIKE = re.compile(r"(?<![`\w.])([\w.+-]+@[\w-]+\.[\w.-]*\w)(?![`\w])")
 _IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
-
-
-def strip_machine_paths(text: str) -> str:
-    """Absolute paths of the machine that made a checkpoint (`/work/shared/data/x.zip`, `/root/.cache/…/y.npz`)
-    → their file names: a model card should not show another machine's folders. Relative paths and URLs stay."""
-    return _MACHINE_PATH.sub(lambda m: m[1], text)
 
 
 def _outside_code(markdown: str, fix) -> str:

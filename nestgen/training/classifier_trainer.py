@@ -410,7 +410,7 @@ def preprocess_record(config) -> dict[str, Any]:
 
 
 def export_metadata(config, train_data: str, steps: int, metrics: dict[str, float]) -> dict[str, Any]:
-    """The metadata of an exported classifier (also of a relay release, relay_release.export_classifier)."""
+    """The metadata of an exported classifier (also of a relay release, nestgen.release.relay.export_classifier)."""
     return {"trained_by": "nestgen.training.classifier_trainer", "train_data": train_data,
             "steps": steps, "global_batch": config.global_batch, "devices": jax.device_count(),
             "device_kind": jax.devices()[0].device_kind, "metrics": metrics, "config": config.to_dict()}

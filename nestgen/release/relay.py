@@ -1,6 +1,6 @@
 """Releases from the CPU relay: the model of a job's committed state (relay/<job>/state.safetensors) as a nestgen
-checkpoint, with the card's provenance from its record (relay.py); used by scripts/package_classifier.py and
-scripts/package_generator.py --relay JOB, on any machine, from what the repository holds."""
+checkpoint, with the card's provenance from its record (relay.py); used by `scripts/package.py classifier` and
+`generator --relay JOB`, on any machine, from what the repository holds."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def export_generator(job_name: str, out: Path, *, root: Path, state_root: Path |
     """Write the EMA generator of a GAN job's committed state to `out` (a nestgen checkpoint directory, float32, as
     the trainer's `export`) and its discriminator to `out`_discriminator; returns the job's record.
 
-    The release of a relay run is made from what the repository holds, on any machine (scripts/package_generator.py
-    --relay). Raises RelayError for a job that is not a GAN or has no state yet."""
+    The release of a relay run is made from what the repository holds, on any machine (scripts/package.py
+    generator --relay). Raises RelayError for a job that is not a GAN or has no state yet."""
     import jax
 
     from nestgen.convert.checkpoint import save_checkpoint
@@ -50,7 +50,7 @@ def export_classifier(job_name: str, out: Path, *, root: Path, state_root: Path 
     """Write the classifier of a classifier job's committed state to `out` (a nestgen checkpoint directory, float32,
     as the trainer's `export`; its metadata carries the relay's legs and the last test accuracy); returns the job's
     record. The weights are the run's at its last checkpoint, wherever it is in its learning-rate schedule
-    (scripts/package_classifier.py --relay). Raises RelayError for a job that is not a classifier or has no state
+    (scripts/package.py classifier --relay). Raises RelayError for a job that is not a classifier or has no state
     yet, RelayStateError for a state of another model."""
     import jax
     import numpy as np
@@ -102,7 +102,7 @@ def _committed(job_name: str, trainer: str, state_root: Path) -> tuple[Job, Path
 
 
 def release_export(args, trainer: str, root: Path) -> tuple[Any, list[dict[str, Any]] | None]:
-    """What scripts/package_classifier.py and package_generator.py release: (the checkpoint, the relay's curve or
+    """What `scripts/package.py classifier` and `generator` release: (the checkpoint, the relay's curve or
     None). With `args.relay` the job's committed state (`args.state_dir`), and the card's hardware, time and command
     (args.hardware, args.train_time, args.train_command) from its record; otherwise `args.export`, which needs those
     three given. Raises RelayError (a job of another trainer, no state) or ValueError (missing card fields)."""
