@@ -11,18 +11,15 @@ import dataclasses
 import functools
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
 from nestgen.convert.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint_config
 from nestgen.data.images import preprocess, resize_and_crop, source_box
-from nestgen.explain.gradcat import DEFAULT_SCORE, Explanation, GradCAT, features_and_gradients
+from nestgen.explain.gradcat import DEFAULT_SCORE, Explanation, GradCAT, grad_cam
 from nestgen.inference.predict import ClassifierPredictor
 from nestgen.inference.projection import DEFAULT_LEARNING_RATE, Projector
 from nestgen.inference.sampling import GeneratorSampler
-from nestgen.models.nest import unblockify
 from nestgen.serving.discriminator import DiscriminatorService
 from nestgen.serving.inputs import (
     MAX_SEED,
@@ -40,14 +37,6 @@ from nestgen.serving.warmup import WarmUp
 ANY_CLASS = "any"
 PREDICTED = "(predicted)"
 W_RANGE_SEEDS = 1024  # mapped seeds whose spread of w bounds the w a client may send (`inputs.WRange`)
-
-
-def _grad_cam(model, params, images, targets, level: int):
-    """Grad-CAM as `nestgen.explain.gradcat.grad_cam` defines it, as one function the app jits once."""
-    _, features, gradients = features_and_gradients(model, params, images, targets)
-    a = unblockify(features[level].astype(jnp.float32))  # (B, H_l, W_l, C)
-    g = unblockify(gradients[level].astype(jnp.float32))  # (B, H_l, W_l, C)
-    return jax.nn.relu((g.mean(axis=(1, 2), keepdims=True) * a).sum(axis=-1))  # (B, H_l, W_l)
 
 
 @dataclasses.dataclass
@@ -91,9 +80,8 @@ class ClassifierService:
         self.checkpoint, self.limits, self.score = checkpoint, limits, score
         self.image_size = int(checkpoint.preprocess["image_size"])
         self.predictor = ClassifierPredictor(checkpoint, batch_size=1)
-        model = checkpoint.build()
-        self.explainer = GradCAT(model, checkpoint.params, checkpoint.class_names, self.image_size, score)
-        self._grad_cam = jax.jit(functools.partial(_grad_cam, model), static_argnums=3)
+        self.model = checkpoint.build()
+        self.explainer = GradCAT(self.model, checkpoint.params, checkpoint.class_names, self.image_size, score)
 
     @property
     def class_names(self) -> list[str]:
@@ -118,7 +106,7 @@ class ClassifierService:
         prediction = self.predictor.predict(x, top_k)[0]
         index = prediction.top_k[0][1] if target is None else target
         explanation = self.explainer.explain(x, target=index)[0][0]
-        cam = np.asarray(self._grad_cam(self.checkpoint.params, x, jnp.asarray([index], jnp.int32), 0))[0]
+        cam = grad_cam(self.model, self.checkpoint.params, x, [index], level=0)[0]  # (H_0, W_0)
         size = picture.info.get("source_size", picture.size)  # the upload's own pixels (not a reduced JPEG decode)
         return Classification(Image.fromarray(shown), prediction.top_k, explanation, cam,
                               target is None or target == prediction.top_k[0][1], size,
