@@ -39,7 +39,7 @@ from nestgen.serving import Limits, Predictor
 from nestgen.serving.cards import card
 from nestgen.serving.classifier_service import PREDICTED
 from nestgen.serving.discriminator_service import RealScores
-from nestgen.serving.events import UploadRecord
+from nestgen.serving.events import AppState, UploadRecord
 from nestgen.serving.generator_service import ANY_CLASS
 from nestgen.serving.handlers import bind
 from nestgen.serving.inputs import MAX_SEED, read_image
@@ -105,7 +105,7 @@ def predictor(models):
 
 @pytest.fixture(scope="module")
 def handlers(predictor):
-    return bind(predictor)
+    return bind(AppState(predictor))
 
 
 @pytest.fixture(scope="module")
@@ -458,7 +458,7 @@ def test_a_missing_generator_names_the_command_that_trains_one(models, monkeypat
     assert sum("scripts/train_gan.py" in str(t) for t in texts) == 2  # one Generate tab saying so, and Models
     assert {d["api_name"] for d in demo.config["dependencies"]} & set(ENDPOINTS) == {"classify"}
     with pytest.raises(gr.Error, match="train_gan.py"):
-        bind(predictor).generate("any", 0, 1, 1.0)
+        bind(AppState(predictor)).generate("any", 0, 1, 1.0)
 
 
 def test_model_cards_show_the_readme_and_the_measured_metrics(models, tmp_path):

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 from nestgen.serving import explain_handlers, generation_handlers
 from nestgen.serving.events import AppState, as_event
-from nestgen.serving.predictor import Predictor
 
 HANDLERS = {
     "generate": generation_handlers.generate,
@@ -27,13 +26,11 @@ HANDLERS = {
 }
 
 
-def bind(app: AppState | Predictor) -> SimpleNamespace:
-    """Every handler of `HANDLERS` bound to `app` (a Predictor gets a fresh AppState) as its event runs it: called
-    with the widgets' values, bad input raises gr.Error with the reason (`events.as_event`). Also `app`, and its
-    `errors` and `scratch`."""
-    app = app if isinstance(app, AppState) else AppState(app)
+def bind(app: AppState) -> SimpleNamespace:
+    """Every handler of `HANDLERS` bound to `app` as its event runs it: called with the widgets' values, bad input
+    raises gr.Error with the reason (`events.as_event`). Also `app`, and its `errors` and `scratch`."""
     return SimpleNamespace(app=app, errors=app.errors, scratch=app.scratch,
                            **{name: as_event(app, handler) for name, handler in HANDLERS.items()})
 
 
-__all__ = ["HANDLERS", "AppState", "bind"]
+__all__ = ["HANDLERS", "bind"]
