@@ -115,7 +115,7 @@ def h200(c: ml_collections.ConfigDict) -> None:
     state) come back in float16 within the window's 8 files of 16 MiB (11.2 M + 4.6 M parameters: the root
     level 384 wide instead of nest_gen_32's 512). FD_NesT with the shipped classifier, and a checkpoint, every
     1 M images, the best EMA generator kept. The loss is R3GAN's relativistic pairing loss with R1 and R2: the
-    best of four recipes compared at micro scale at equal images seen (`scripts/benchmark_gan_configs.py`, README
+    best of four recipes compared at micro scale at equal images seen (`scripts/benchmark.py gan_configs`, README
     "Choosing the GPU recipe")."""
     c.dtype = "bfloat16"
     c.generator.overrides = {"dims": (128, 256, 256, 384)}

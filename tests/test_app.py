@@ -37,11 +37,12 @@ from nestgen.inference.sampling import GeneratorSampler
 from nestgen.models.registry import abstract_params, get_config
 from nestgen.serving import Limits, Predictor
 from nestgen.serving.cards import card
-from nestgen.serving.discriminator import RealScores
-from nestgen.serving.events import UploadRecord
-from nestgen.serving.handlers import Handlers
+from nestgen.serving.classifier_service import PREDICTED
+from nestgen.serving.discriminator_service import RealScores
+from nestgen.serving.events import AppState, UploadRecord
+from nestgen.serving.generator_service import ANY_CLASS
+from nestgen.serving.handlers import bind
 from nestgen.serving.inputs import MAX_SEED, read_image
-from nestgen.serving.predictor import ANY_CLASS, PREDICTED
 from nestgen.serving.ui import ENDPOINTS, build_app, launch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +105,7 @@ def predictor(models):
 
 @pytest.fixture(scope="module")
 def handlers(predictor):
-    return Handlers(predictor)
+    return bind(AppState(predictor))
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def server(predictor, handlers):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = build_app(predictor, [EXAMPLE], handlers)
+    demo = build_app(predictor, [EXAMPLE], handlers.app)
     _, url, _ = launch(demo, predictor, port=port, prevent_thread_lock=True, quiet=True)
     yield url
     demo.close()
@@ -457,7 +458,7 @@ def test_a_missing_generator_names_the_command_that_trains_one(models, monkeypat
     assert sum("scripts/train_gan.py" in str(t) for t in texts) == 2  # one Generate tab saying so, and Models
     assert {d["api_name"] for d in demo.config["dependencies"]} & set(ENDPOINTS) == {"classify"}
     with pytest.raises(gr.Error, match="train_gan.py"):
-        Handlers(predictor).generate("any", 0, 1, 1.0)
+        bind(AppState(predictor)).generate("any", 0, 1, 1.0)
 
 
 def test_model_cards_show_the_readme_and_the_measured_metrics(models, tmp_path):
@@ -492,7 +493,7 @@ def test_the_generate_tab_keeps_its_state_in_the_event_that_shows_the_samples(pr
     """The seed history, ψ and caption that "Reuse last seed" and "Explain this sample" read are written by each
     event that fills the gallery, with the samples: a separate event after it ran at the same time as a click made
     as soon as the samples showed, which then read the state of the generation before (Reuse went back too far)."""
-    demo = build_app(predictor, [EXAMPLE], handlers)
+    demo = build_app(predictor, [EXAMPLE], handlers.app)
     fns = list(demo.fns.values())
     gallery = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "samples")
     read = {b._id for f in fns if f.name in ("previous", "chosen", "pick") for b in f.inputs if b.stateful}
@@ -506,7 +507,7 @@ def test_the_generate_tab_keeps_its_state_in_the_event_that_shows_the_samples(pr
 def test_outputs_are_output_only_and_downloads_wait_for_their_file(predictor, handlers):
     """Issue 25 items 3 and 5: no gallery or picture that only shows results offers an upload box, a clear or a
     delete button; every download button starts greyed out (nothing to download yet)."""
-    demo = build_app(predictor, [EXAMPLE], handlers)
+    demo = build_app(predictor, [EXAMPLE], handlers.app)
     shown = [b for b in demo.blocks.values()
              if isinstance(b, gr.Gallery | gr.Image) and b.data_model is not UploadRecord]
     assert len(shown) == 11 and all(b.interactive is False for b in shown), [b.label for b in shown if b.interactive]
@@ -1009,7 +1010,7 @@ def test_the_page_answers_while_the_models_warm_up(models):
     predictor = Predictor.load(models.classifier, models.generator, limits=LIMITS)
     steps, gate = predictor.warm_steps(), threading.Event()
     predictor.warmth.plan([name for name, _ in steps])
-    demo = build_app(predictor, [EXAMPLE], Handlers(predictor))
+    demo = build_app(predictor, [EXAMPLE])
     _, url, _ = launch(demo, predictor, port=_free_port(), prevent_thread_lock=True, quiet=True)
     (name, call), *rest = steps
     held = [(name, lambda: (gate.wait(120), call())), *rest]

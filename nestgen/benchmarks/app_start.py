@@ -26,7 +26,7 @@ def _free_port() -> int:
 def app_start(timeout: float) -> dict:
     from gradio_client import Client, handle_file
 
-    from nestgen.serving.predictor import PREDICTED
+    from nestgen.serving.classifier_service import PREDICTED
 
     runs = []
     with tempfile.TemporaryDirectory() as cache:

@@ -5,11 +5,15 @@ attn.proj, norm2, mlp.fc1, mlp.fc2}`, `levels.{l}.pool.{conv, norm}` (the aggreg
 it), `norm`, `head`; OIHW convolutions and (out, in) linear weights. timm's NesT is multi-head only; its
 attention output is laid out (head_dim, heads) before `attn.proj`, which the mapping accounts for. timm runs the
 exact GELU and, for the `*_jx` models, TF-SAME pooling: converted configs use activation "gelu".
+
+The name map is one table (`GLOBAL`, `PER_LEVEL`, `PER_POOL`, `PER_LAYER`: nestgen names, timm name, layout);
+`to_timm` reads it one way and `from_timm` the other, each layout being a pair of inverse functions (`LAYOUTS`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,6 @@ from nestgen.convert.torch_zip import Skipped, read_state_dict, skipped_origin, 
 from nestgen.convert.tree import ParameterTreeError, check_tree, expected_shapes, flatten, shapes
 from nestgen.models.classifier import NestConfig
 
-E = "encoder/"
-
 
 def _require_multi_head(cfg: NestConfig) -> None:
     if cfg.attention != "multi_head":
@@ -30,93 +32,113 @@ def _require_multi_head(cfg: NestConfig) -> None:
             "head), which has no timm equivalent. Keep it in nestgen's format or the official Flax format.")
 
 
-def _linear(kernel):  # Flax (in, out) → torch (out, in)
-    return jnp.transpose(kernel)
+def _qkv_kernel_to(ours: list, heads: int) -> Any:
+    """query (C, h, d), key_value (C, 2, h, d) → timm's qkv.weight (3·h·d, C)."""
+    q, kv = ours
+    c = q.shape[0]
+    return jnp.transpose(jnp.concatenate([q.reshape(c, 1, -1), kv.reshape(c, 2, -1)], axis=1).reshape(c, -1))
 
 
-def _conv(kernel):  # Flax HWIO → torch OIHW
-    return jnp.transpose(kernel, (3, 2, 0, 1))
+def _qkv_kernel_from(theirs, heads: int) -> list:
+    qkv = jnp.transpose(theirs)  # (C, 3·h·d)
+    c = qkv.shape[0]
+    qkv = qkv.reshape(c, 3, heads, c // heads)  # (C, 3, h, d): query, key, value
+    return [qkv[:, 0], qkv[:, 1:]]
 
 
-def _conv_back(weight):  # torch OIHW → Flax HWIO
-    return jnp.transpose(weight, (2, 3, 1, 0))
+def _qkv_bias_to(ours: list, heads: int) -> Any:
+    """query bias (h, d), key_value bias (2, h, d) → timm's qkv.bias (3·h·d,)."""
+    q, kv = ours
+    return jnp.concatenate([q.reshape(1, -1), kv.reshape(2, -1)]).reshape(-1)
+
+
+def _qkv_bias_from(theirs, heads: int) -> list:
+    qkv = theirs.reshape(3, heads, -1)  # (3, h, d)
+    return [qkv[0], qkv[1:]]
+
+
+def _proj_to(ours: list, heads: int) -> Any:
+    """out kernel (h, d, C) → timm's proj.weight (C, d·h): timm flattens the attention output as (head_dim, heads),
+    input feature i·h + head."""
+    h, d, _ = ours[0].shape
+    return jnp.transpose(jnp.transpose(ours[0], (1, 0, 2)).reshape(d * h, -1))
+
+
+def _proj_from(theirs, heads: int) -> list:
+    c = theirs.shape[0]
+    return [jnp.transpose(jnp.transpose(theirs).reshape(-1, heads, c), (1, 0, 2))]  # (d, h, C) → (h, d, C)
+
+
+# layout → (nestgen arrays → the timm array, the timm array → nestgen arrays), each the other's inverse; `heads`
+# is the level's head count (only the attention layouts use it)
+LAYOUTS: dict[str, tuple[Callable[[list, int], Any], Callable[[Any, int], list]]] = {
+    "same": (lambda ours, heads: ours[0], lambda theirs, heads: [theirs]),
+    "linear": (lambda ours, heads: jnp.transpose(ours[0]),  # Flax (in, out) ↔ torch (out, in)
+               lambda theirs, heads: [jnp.transpose(theirs)]),
+    "conv": (lambda ours, heads: jnp.transpose(ours[0], (3, 2, 0, 1)),  # Flax HWIO ↔ torch OIHW
+             lambda theirs, heads: [jnp.transpose(theirs, (2, 3, 1, 0))]),
+    "qkv kernel": (_qkv_kernel_to, _qkv_kernel_from),
+    "qkv bias": (_qkv_bias_to, _qkv_bias_from),
+    "proj": (_proj_to, _proj_from),
+}
+
+# (nestgen names, timm name, layout). Placeholders: {l} a level, {p} the aggregation below it (l - 1), {i} a layer
+GLOBAL = [
+    (["encoder/patch_embed/proj/kernel"], "patch_embed.proj.weight", "conv"),
+    (["encoder/patch_embed/proj/bias"], "patch_embed.proj.bias", "same"),
+    (["norm/scale"], "norm.weight", "same"),
+    (["norm/bias"], "norm.bias", "same"),
+    (["head/kernel"], "head.weight", "linear"),
+    (["head/bias"], "head.bias", "same"),
+]
+PER_LEVEL = [(["encoder/level_{l}/pos_embed"], "levels.{l}.pos_embed", "same")]
+PER_POOL = [  # levels above the first: timm keeps the aggregation below a level on that level
+    (["encoder/aggregate_{p}/conv/kernel"], "levels.{l}.pool.conv.weight", "conv"),
+    (["encoder/aggregate_{p}/conv/bias"], "levels.{l}.pool.conv.bias", "same"),
+    (["encoder/aggregate_{p}/norm/scale"], "levels.{l}.pool.norm.weight", "same"),
+    (["encoder/aggregate_{p}/norm/bias"], "levels.{l}.pool.norm.bias", "same"),
+]
+LAYER, BLOCK = "encoder/level_{l}/layer_{i}/", "levels.{l}.transformer_encoder.{i}."
+PER_LAYER = [
+    ([LAYER + "norm1/scale"], BLOCK + "norm1.weight", "same"),
+    ([LAYER + "norm1/bias"], BLOCK + "norm1.bias", "same"),
+    ([LAYER + "attn/query/kernel", LAYER + "attn/key_value/kernel"], BLOCK + "attn.qkv.weight", "qkv kernel"),
+    ([LAYER + "attn/query/bias", LAYER + "attn/key_value/bias"], BLOCK + "attn.qkv.bias", "qkv bias"),
+    ([LAYER + "attn/out/kernel"], BLOCK + "attn.proj.weight", "proj"),
+    ([LAYER + "attn/out/bias"], BLOCK + "attn.proj.bias", "same"),
+    ([LAYER + "norm2/scale"], BLOCK + "norm2.weight", "same"),
+    ([LAYER + "norm2/bias"], BLOCK + "norm2.bias", "same"),
+    ([LAYER + "mlp/fc1/kernel"], BLOCK + "mlp.fc1.weight", "linear"),
+    ([LAYER + "mlp/fc1/bias"], BLOCK + "mlp.fc1.bias", "same"),
+    ([LAYER + "mlp/fc2/kernel"], BLOCK + "mlp.fc2.weight", "linear"),
+    ([LAYER + "mlp/fc2/bias"], BLOCK + "mlp.fc2.bias", "same"),
+]
+
+
+def name_map(cfg: NestConfig) -> Iterator[tuple[list[str], str, str, int]]:
+    """The table spelled out for `cfg`: (nestgen names, timm name, layout, the level's heads) per timm tensor."""
+    _require_multi_head(cfg)
+    for ours, theirs, layout in GLOBAL:
+        yield ours, theirs, layout, 0
+    for level in range(cfg.num_levels):
+        rows = [(row, {}) for row in PER_LEVEL + (PER_POOL if level > 0 else [])]
+        rows += [(row, {"i": i}) for i in range(cfg.depths[level]) for row in PER_LAYER]
+        for (ours, theirs, layout), names in rows:
+            names = {"l": level, "p": level - 1, **names}
+            yield [n.format(**names) for n in ours], theirs.format(**names), layout, cfg.heads[level]
 
 
 def to_timm(flat: dict[str, Any], cfg: NestConfig) -> dict[str, Any]:
-    """nestgen flat parameters → timm state dict names and layouts."""
-    _require_multi_head(cfg)
-    out = {"patch_embed.proj.weight": _conv(flat[E + "patch_embed/proj/kernel"]),
-           "patch_embed.proj.bias": flat[E + "patch_embed/proj/bias"],
-           "norm.weight": flat["norm/scale"], "norm.bias": flat["norm/bias"],
-           "head.weight": _linear(flat["head/kernel"]), "head.bias": flat["head/bias"]}
-    for level in range(cfg.num_levels):
-        ours, theirs = f"{E}level_{level}", f"levels.{level}"
-        out[theirs + ".pos_embed"] = flat[ours + "/pos_embed"]
-        if level > 0:
-            agg = f"{E}aggregate_{level - 1}"
-            out[theirs + ".pool.conv.weight"] = _conv(flat[agg + "/conv/kernel"])
-            out[theirs + ".pool.conv.bias"] = flat[agg + "/conv/bias"]
-            out[theirs + ".pool.norm.weight"] = flat[agg + "/norm/scale"]
-            out[theirs + ".pool.norm.bias"] = flat[agg + "/norm/bias"]
-        for i in range(cfg.depths[level]):
-            o, t = f"{ours}/layer_{i}", f"{theirs}.transformer_encoder.{i}"
-            q, kv = flat[o + "/attn/query/kernel"], flat[o + "/attn/key_value/kernel"]  # (C, h, d), (C, 2, h, d)
-            c = q.shape[0]
-            qkv = jnp.concatenate([q.reshape(c, 1, -1), kv.reshape(c, 2, -1)], axis=1)  # (C, 3, h*d)
-            qkv_bias = jnp.concatenate([flat[o + "/attn/query/bias"].reshape(1, -1),
-                                        flat[o + "/attn/key_value/bias"].reshape(2, -1)])  # (3, h*d)
-            proj = flat[o + "/attn/out/kernel"]  # (h, d, C)
-            h, d, _ = proj.shape
-            out |= {
-                t + ".norm1.weight": flat[o + "/norm1/scale"], t + ".norm1.bias": flat[o + "/norm1/bias"],
-                t + ".attn.qkv.weight": _linear(qkv.reshape(c, 3 * h * d)), t + ".attn.qkv.bias": qkv_bias.reshape(-1),
-                # timm flattens the attention output as (head_dim, heads): input feature i*h + head
-                t + ".attn.proj.weight": _linear(jnp.transpose(proj, (1, 0, 2)).reshape(d * h, -1)),
-                t + ".attn.proj.bias": flat[o + "/attn/out/bias"],
-                t + ".norm2.weight": flat[o + "/norm2/scale"], t + ".norm2.bias": flat[o + "/norm2/bias"],
-                t + ".mlp.fc1.weight": _linear(flat[o + "/mlp/fc1/kernel"]),
-                t + ".mlp.fc1.bias": flat[o + "/mlp/fc1/bias"],
-                t + ".mlp.fc2.weight": _linear(flat[o + "/mlp/fc2/kernel"]),
-                t + ".mlp.fc2.bias": flat[o + "/mlp/fc2/bias"],
-            }
-    return out
+    """nestgen flat parameters → timm state dict names and layouts (`name_map` read forward)."""
+    return {theirs: LAYOUTS[layout][0]([flat[n] for n in ours], heads)
+            for ours, theirs, layout, heads in name_map(cfg)}
 
 
 def from_timm(state: dict[str, Any], cfg: NestConfig) -> dict[str, Any]:
-    """timm state dict → nestgen flat parameters (the exact inverse of `to_timm`)."""
-    _require_multi_head(cfg)
-    s = {k: jnp.asarray(v) for k, v in state.items()}
-    out = {E + "patch_embed/proj/kernel": _conv_back(s["patch_embed.proj.weight"]),
-           E + "patch_embed/proj/bias": s["patch_embed.proj.bias"],
-           "norm/scale": s["norm.weight"], "norm/bias": s["norm.bias"],
-           "head/kernel": _linear(s["head.weight"]), "head/bias": s["head.bias"]}
-    for level in range(cfg.num_levels):
-        ours, theirs = f"{E}level_{level}", f"levels.{level}"
-        h = cfg.heads[level]
-        out[ours + "/pos_embed"] = s[theirs + ".pos_embed"]
-        if level > 0:
-            agg = f"{E}aggregate_{level - 1}"
-            out[agg + "/conv/kernel"] = _conv_back(s[theirs + ".pool.conv.weight"])
-            out[agg + "/conv/bias"] = s[theirs + ".pool.conv.bias"]
-            out[agg + "/norm/scale"] = s[theirs + ".pool.norm.weight"]
-            out[agg + "/norm/bias"] = s[theirs + ".pool.norm.bias"]
-        for i in range(cfg.depths[level]):
-            o, t = f"{ours}/layer_{i}", f"{theirs}.transformer_encoder.{i}"
-            qkv = _linear(s[t + ".attn.qkv.weight"])  # (C, 3C)
-            c = qkv.shape[0]
-            d = c // h
-            qkv = qkv.reshape(c, 3, h, d)  # (C, 3, h, d): query, key, value
-            qkv_bias = s[t + ".attn.qkv.bias"].reshape(3, h, d)
-            out |= {
-                o + "/norm1/scale": s[t + ".norm1.weight"], o + "/norm1/bias": s[t + ".norm1.bias"],
-                o + "/attn/query/kernel": qkv[:, 0], o + "/attn/query/bias": qkv_bias[0],
-                o + "/attn/key_value/kernel": qkv[:, 1:], o + "/attn/key_value/bias": qkv_bias[1:],
-                o + "/attn/out/kernel": jnp.transpose(_linear(s[t + ".attn.proj.weight"]).reshape(d, h, c), (1, 0, 2)),
-                o + "/attn/out/bias": s[t + ".attn.proj.bias"],
-                o + "/norm2/scale": s[t + ".norm2.weight"], o + "/norm2/bias": s[t + ".norm2.bias"],
-                o + "/mlp/fc1/kernel": _linear(s[t + ".mlp.fc1.weight"]), o + "/mlp/fc1/bias": s[t + ".mlp.fc1.bias"],
-                o + "/mlp/fc2/kernel": _linear(s[t + ".mlp.fc2.weight"]), o + "/mlp/fc2/bias": s[t + ".mlp.fc2.bias"],
-            }
+    """timm state dict → nestgen flat parameters (`name_map` read backward: the exact inverse of `to_timm`)."""
+    out = {}
+    for ours, theirs, layout, heads in name_map(cfg):
+        out |= dict(zip(ours, LAYOUTS[layout][1](jnp.asarray(state[theirs]), heads), strict=True))
     return out
 
 

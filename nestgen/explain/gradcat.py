@@ -194,10 +194,18 @@ def _find(tree: Any, name: str):
 
 
 def grad_cam(model, params: Any, images: np.ndarray, targets: np.ndarray, level: int = 0) -> np.ndarray:
-    """Grad-CAM on one level's features: relu(Σ_c mean(G_c) A_c) on that level's token grid, (B, H_l, W_l)."""
-    _, features, gradients = jax.jit(functools.partial(features_and_gradients, model))(
-        params, jnp.asarray(images, jnp.float32), jnp.asarray(targets, jnp.int32))
+    """Grad-CAM on one level's features: relu(Σ_c mean(G_c) A_c) on that level's token grid, (B, H_l, W_l).
+
+    images (B, S, S, 3) normalised, targets (B,) class indices. Compiled once per model (a Linen module, hashed by
+    its configuration), level and input shape: the app calls it per request."""
+    return np.asarray(_grad_cam(model, params, jnp.asarray(images, jnp.float32), jnp.asarray(targets, jnp.int32),
+                                level))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _grad_cam(model, params: Any, images: jax.Array, targets: jax.Array, level: int) -> jax.Array:
+    _, features, gradients = features_and_gradients(model, params, images, targets)
     a = unblockify(features[level].astype(jnp.float32))  # (B, H_l, W_l, C)
     g = unblockify(gradients[level].astype(jnp.float32))  # (B, H_l, W_l, C)
     weights = g.mean(axis=(1, 2), keepdims=True)  # (B, 1, 1, C)
-    return np.asarray(jax.nn.relu((weights * a).sum(axis=-1)))  # (B, H_l, W_l)
+    return jax.nn.relu((weights * a).sum(axis=-1))  # (B, H_l, W_l)

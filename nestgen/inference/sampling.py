@@ -134,16 +134,20 @@ class GeneratorSampler:
 
     def mapping(self, z: np.ndarray, labels: np.ndarray, truncation: float = 1.0) -> np.ndarray:
         """z (B, Z), labels (B,) → w (B, W), pulled toward the mean w by ψ = truncation (1 = no truncation)."""
-        if not 0.0 < truncation <= 1.0:
-            raise ValueError(f"truncation ψ must be in (0, 1], got {truncation}")
+        self.check_truncation(truncation)
         w = self._chunks(self._map, np.asarray(z, np.float32), np.asarray(labels, np.int32))
         if truncation == 1.0:
             return w
-        if self.w_avg is None:
-            raise ValueError(f"{self.checkpoint.path} has no tracked mean of w ('{W_AVG_KEY}' in config.json "
-                             "metadata): sample with truncation 1")
         center = self.w_avg[labels if len(self.w_avg) > 1 else np.zeros_like(labels)]  # (B, W)
         return center + truncation * (w - center)
+
+    def check_truncation(self, truncation: float) -> None:
+        """ValueError unless ψ = truncation is in (0, 1] and, below 1, this checkpoint tracks the mean of w."""
+        if not 0.0 < truncation <= 1.0:
+            raise ValueError(f"truncation ψ must be in (0, 1], got {truncation}")
+        if truncation < 1.0 and self.w_avg is None:
+            raise ValueError(f"{self.checkpoint.path} has no tracked mean of w ('{W_AVG_KEY}' in config.json "
+                             "metadata): sample with truncation 1")
 
     def synthesize(self, w: np.ndarray) -> np.ndarray:
         """w (B, W) → uint8 images (B, H, W, 3)."""

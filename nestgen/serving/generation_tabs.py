@@ -1,27 +1,29 @@
-"""The generation tabs of the app: Generate, Class grid, Interpolate, Level mixing, Project (layout and events;
-the handlers are in `generating.py`).
+"""The generation tabs of the app: Generate, Class grid, Interpolate, Level mixing, Project: their layout and the
+wiring of their events to the handlers of `generation_handlers.py`.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nestgen.serving.handlers import Handlers
+from nestgen.serving import generation_handlers
+from nestgen.serving.events import AppState
+from nestgen.serving.generator_service import ANY_CLASS
 from nestgen.serving.inputs import MAX_SEED
-from nestgen.serving.predictor import ANY_CLASS
 from nestgen.serving.widgets import SEED_INFO, classes, gr, image_input, on, psi_slider, status_line
 
 
-def first_view(h: Handlers, page, tab: str, fn, inputs, outputs, status, shown, downloads=()):
+def first_view(app: AppState, page, tab: str, handler, inputs, outputs, status, shown, downloads=()):
     """No tab opens empty: when tab `tab` is opened (by a click, or by a link: `page.opened` changes to its id)
-    while its picture (`shown`) is still empty, its handler runs on the tab's current inputs; `downloads` become
-    clickable after each success of the tab's events (`enable`)."""
-    def fill(opened, current, *args, progress=gr.Progress(), request: gr.Request = None):  # noqa: B008
+    while its picture (`shown`) is still empty, handler(app, *inputs, progress) runs on the tab's current inputs;
+    `downloads` become clickable after each success of the tab's events (`enable`)."""
+    def fill(app, opened, current, *args, progress=gr.Progress()):  # noqa: B008
         if opened != tab or current:  # another tab, or already drawn: it shows what it showed when last seen
             return (gr.skip(),) * len(outputs)
-        return fn(*args, progress, request)
+        return handler(app, *args, progress)
 
-    event = on(h, page.opened.change, fill, [page.opened, shown, *inputs], outputs, status, api_visibility="private")
+    event = on(app, page.opened.change, fill, [page.opened, shown, *inputs], outputs, status,
+               api_visibility="private")
     enable(event, downloads)
     return event
 
@@ -36,7 +38,7 @@ def enable(event, downloads) -> None:
         event.success(clickable, None, list(downloads), queue=False, api_visibility="private")
 
 
-def generate_tab(h: Handlers, g, limits, page):
+def generate_tab(app: AppState, g, limits, page):
     """Generate: class, count, ψ, the first-seed slider, Random / Reuse last seed, the captioned gallery, the grid
     download; returns the handles "Explain this sample" and the page-load generation need."""
     with gr.Row():
@@ -64,7 +66,7 @@ def generate_tab(h: Handlers, g, limits, page):
     def keep(first, seeds, truncation, samples):  # after each generation: the first sample alone (the one selected
         first = int(first)  # until another is clicked), the seed history, the gallery's ψ, caption and files
         seeds = (seeds if seeds and seeds[-1] == first else [*seeds, first])[-50:]
-        return h.sample_alone(*samples[0]), seeds, float(truncation), samples[0][1], samples
+        return generation_handlers.sample_alone(app, *samples[0]), seeds, float(truncation), samples[0][1], samples
 
     def ready(caption):  # after a generation: both downloads clickable, the single one named after its sample
         if not caption:  # nothing generated yet ("Reuse last seed" before any samples)
@@ -75,30 +77,31 @@ def generate_tab(h: Handlers, g, limits, page):
     # in a separate event after it, a click right after the samples show ("Reuse last seed", "Explain this sample")
     # would read the state of the generation before (the two events run at once). The history is a hidden State
     # input: the API and its clients leave it out. A failed generation raises before anything is kept.
-    def generate(class_value, seed, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
-                 request: gr.Request = None):
-        samples, grid, status = h.generate(class_value, seed, count, truncation, progress, request)
+    def generate(app, class_value, seed, count, truncation, seeds, progress=gr.Progress()):  # noqa: B008
+        samples, grid, status = generation_handlers.generate(app, class_value, seed, count, truncation, progress)
         return samples, grid, status, *keep(seed, seeds, truncation, samples)
 
-    def new_seeds(class_value, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
-                  request: gr.Request = None):
-        first, samples, grid, status = h.new_seeds(class_value, count, truncation, progress, request)
+    def new_seeds(app, class_value, count, truncation, seeds, progress=gr.Progress()):  # noqa: B008
+        first, samples, grid, status = generation_handlers.new_seeds(app, class_value, count, truncation, progress)
         return first, samples, grid, status, *keep(first, seeds, truncation, samples)
 
-    generate.__doc__, new_seeds.__doc__ = h.generate.__doc__, h.new_seeds.__doc__  # the API's descriptions
+    # the API's descriptions
+    generate.__doc__, new_seeds.__doc__ = generation_handlers.generate.__doc__, generation_handlers.new_seeds.__doc__
 
-    def previous(class_value, count, truncation, seeds, progress=gr.Progress(),  # noqa: B008
-                 request: gr.Request = None):  # the seed before the last, generated, in one event (no second
-        if len(seeds) < 2:  # event that could overtake a later one); nothing to go back to: say so, change nothing
+    def previous(app, class_value, count, truncation, seeds, progress=gr.Progress()):  # noqa: B008
+        """The seed before the last, generated, in one event (no second event that could overtake a later one);
+        with nothing to go back to, a warning and no change."""
+        if len(seeds) < 2:
             gr.Warning("no earlier seed yet: generate with another seed first", duration=6)
             return (gr.skip(),) * (1 + len(outs))
-        return seeds[-2], *generate(class_value, seeds[-2], count, truncation, seeds[:-1], progress, request)
+        return seeds[-2], *generate(app, class_value, seeds[-2], count, truncation, seeds[:-1], progress)
 
     def pick(samples, event: gr.SelectData):  # the index into the server's own list, never a client's path
         if not samples or not 0 <= event.index < len(samples):
             return gr.skip(), gr.skip()
         path, caption = samples[event.index]
-        return caption, gr.DownloadButton(f"Download {caption} alone", value=h.sample_alone(path, caption))
+        return caption, gr.DownloadButton(f"Download {caption} alone",
+                                          value=generation_handlers.sample_alone(app, path, caption))
 
     page.links.add("generate", seed=seed, **{"class": klass}, count=count, psi=psi)
     # the API's outputs: the gallery, the grid file, the status line, the first sample alone (States are not sent)
@@ -106,11 +109,11 @@ def generate_tab(h: Handlers, g, limits, page):
     # the button and the seed box (a release of the slider, or Enter / Tab in its number box: JS) are one event
     # that runs once at a time: typing a seed and clicking Generate blurs the box first, which would be a 2nd request
     # (API clients get plain files; the buttons' labels and clickability follow in a step of the page's own)
-    for event in (on(h, [run.click, seed.release], generate, args, outs, status, api_name="generate",
+    for event in (on(app, [run.click, seed.release], generate, args, outs, status, api_name="generate",
                      trigger_mode="once"),
-                  on(h, new.click, new_seeds, [klass, count, psi, history], [seed, *outs], status,
+                  on(app, new.click, new_seeds, [klass, count, psi, history], [seed, *outs], status,
                      api_name="new_seeds"),
-                  on(h, reuse.click, previous, [klass, count, psi, history], [seed, *outs], status,
+                  on(app, reuse.click, previous, [klass, count, psi, history], [seed, *outs], status,
                      api_visibility="private")):
         event.success(ready, picked, [alone, download], queue=False, api_visibility="private")
     gallery.select(pick, files, [picked, alone], api_visibility="private", queue=False)
@@ -119,7 +122,7 @@ def generate_tab(h: Handlers, g, limits, page):
                            status=status, ready=(ready, picked, [alone, download]))
 
 
-def class_grid_tab(h: Handlers, g, limits, page) -> None:
+def class_grid_tab(app: AppState, g, limits, page) -> None:
     """Class grid: every class × the same seeds, labelled; drawn when the tab is first opened."""
     gr.Markdown("Every class in a row, the same seeds in every column: what the model card shows, live.")
     with gr.Row():
@@ -134,13 +137,13 @@ def class_grid_tab(h: Handlers, g, limits, page) -> None:
     download = gr.DownloadButton("Download grid (PNG)", value=None, interactive=False, elem_id="download-class-grid")
     inputs, outputs = [seed, count, psi], [picture, download, status]
     for trigger, name in ((run.click, "class_grid"), (seed.submit, None)):
-        enable(on(h, trigger, h.class_grid, inputs, outputs, status, api_name=name or False,
+        enable(on(app, trigger, generation_handlers.class_grid, inputs, outputs, status, api_name=name or False,
                   api_visibility="public" if name else "private"), [download])
     page.links.add("class-grid", seed=seed, count=count, psi=psi)
-    first_view(h, page, "class-grid", h.class_grid, inputs, outputs, status, picture, [download])
+    first_view(app, page, "class-grid", generation_handlers.class_grid, inputs, outputs, status, picture, [download])
 
 
-def interpolate_tab(h: Handlers, g, limits, page):
+def interpolate_tab(app: AppState, g, limits, page):
     """Interpolate: two ends (seed, class, or a projected w) → frames, GIF, MP4 (drawn when the tab is first
     opened); returns the ends' widgets."""
     ends = []
@@ -175,14 +178,15 @@ def interpolate_tab(h: Handlers, g, limits, page):
                     api_visibility="private")
     inputs = [seed_a, class_a, seed_b, class_b, frames, psi, w_a, w_b]
     outputs = [frames_out, gif, gif_file, mp4_file, status]
-    enable(on(h, run.click, h.interpolate, inputs, outputs, status, api_name="interpolate"), [gif_file, mp4_file])
+    interpolate = generation_handlers.interpolate
+    enable(on(app, run.click, interpolate, inputs, outputs, status, api_name="interpolate"), [gif_file, mp4_file])
     page.links.add("interpolate", seed_a=seed_a, class_a=class_a, seed_b=seed_b, class_b=class_b, frames=frames,
                    psi=psi)  # a projected end is no link's
-    first_view(h, page, "interpolate", h.interpolate, inputs, outputs, status, gif, [gif_file, mp4_file])
+    first_view(app, page, "interpolate", interpolate, inputs, outputs, status, gif, [gif_file, mp4_file])
     return ends
 
 
-def mixing_tab(h: Handlers, g, limits, page) -> None:
+def mixing_tab(app: AppState, g, limits, page) -> None:
     """Level mixing: row seeds for the coarse levels × column seeds for the fine levels, at a crossover level;
     drawn when the tab is first opened."""
     top = g.num_levels - 1
@@ -206,13 +210,13 @@ def mixing_tab(h: Handlers, g, limits, page) -> None:
     download = gr.DownloadButton("Download grid (PNG)", value=None, interactive=False, elem_id="download-mixing")
     inputs, outputs = [coarse, fine, crossover, klass, psi], [picture, download, status]
     for trigger, name in ((run.click, "mix_levels"), (coarse.submit, None), (fine.submit, None)):
-        enable(on(h, trigger, h.mix_levels, inputs, outputs, status, api_name=name or False,
+        enable(on(app, trigger, generation_handlers.mix_levels, inputs, outputs, status, api_name=name or False,
                   api_visibility="public" if name else "private"), [download])
     page.links.add("mixing", coarse=coarse, fine=fine, crossover=crossover, **{"class": klass}, psi=psi)
-    first_view(h, page, "mixing", h.mix_levels, inputs, outputs, status, picture, [download])
+    first_view(app, page, "mixing", generation_handlers.mix_levels, inputs, outputs, status, picture, [download])
 
 
-def project_tab(h: Handlers, g, limits, tabs, ends, page, example=None) -> None:
+def project_tab(app: AppState, g, limits, tabs, ends, page, example=None) -> None:
     """Project: an upload → the closest w, usable as an end of the interpolation (`ends`); opens on `example`
     (an image file), projected when the tab is first opened."""
     gr.Markdown("Find the generator's latent w that reconstructs an uploaded image (the generator sees it at "
@@ -234,8 +238,9 @@ def project_tab(h: Handlers, g, limits, tabs, ends, page, example=None) -> None:
                 use = [gr.Button(f"Use as interpolation end {end}", interactive=False) for end in ("A", "B")]
     inputs, outputs = [image, klass, steps], [result, w, status]
     page.links.add("project", **{"class": klass}, steps=steps)  # the upload is no link's
-    for event in (on(h, run.click, h.project, inputs, outputs, status, [result, w], api_name="project"),
-                  first_view(h, page, "project", h.project, inputs, outputs, status, result)):
+    project = generation_handlers.project
+    for event in (on(app, run.click, project, inputs, outputs, status, [result, w], api_name="project"),
+                  first_view(app, page, "project", project, inputs, outputs, status, result)):
         event.success(lambda: [gr.Button(interactive=True)] * 2, None, use, queue=False, api_visibility="private")
     for button, (seed, klass, note, clear, w_end), end in zip(use, ends, ("A", "B"), strict=True):
         button.click(lambda value, end=end: (value, f"**End {end}: the projected image** (its w replaces seed "

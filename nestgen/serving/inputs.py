@@ -15,16 +15,11 @@ import io
 import math
 import numbers
 import os
-import shutil
-import tempfile
-import time
-import uuid
-import weakref
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from nestgen.data.classes import ClassError, resolve_class
 from nestgen.data.images import ImageError, load_image
 from nestgen.inference.sampling import MAX_SEED as MAX_SEED  # seeds are 0 … 2**32 - 1 here as in every entry point
 
@@ -185,6 +180,15 @@ def check_truncation(value, limits: Limits) -> float:
     return psi
 
 
+def check_class(value, class_names) -> int:
+    """A class name, `#index` or index → its index in `class_names` (`nestgen.data.classes.resolve_class`), or
+    InputError naming the classes (or the index range)."""
+    try:
+        return resolve_class(value, class_names)
+    except ClassError as error:
+        raise InputError(str(error)) from error
+
+
 def check_fraction(value, name: str) -> float:
     """A number in [0, 1] (an opacity), or InputError (text, booleans, None, NaN are refused)."""
     number = _float(value)
@@ -230,29 +234,3 @@ def check_w(value, name: str, allowed: WRange) -> np.ndarray:
                          f"mapping network's mean w: {allowed.reach:g} σ (σ = {allowed.sigma:.3g}, the spread of the "
                          f"w of {allowed.seeds:,} mapped seeds) plus {allowed.drift:g}, the most a projection moves it")
     return w.astype(np.float32)
-
-
-class Scratch:
-    """The app's own temporary folder for the files it hands to Gradio (grids, GIFs): files older than `max_age_s`
-    go at the next request, the folder when the app exits."""
-
-    def __init__(self, max_age_s: float = 3600.0):
-        self.directory = Path(tempfile.mkdtemp(prefix="nestgen-app-"))
-        self.max_age_s = max_age_s
-        weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
-
-    def path(self, stem: str, suffix: str) -> Path:
-        """A new `<stem><suffix>` in a folder of its own, so the name a visitor downloads is the plain one
-        ("nestgen-samples-seeds40-55.png"), not one with a random tail."""
-        cutoff = time.time() - self.max_age_s
-        for old in self.directory.iterdir():
-            try:
-                if old.stat().st_mtime < cutoff and old.is_dir():
-                    shutil.rmtree(old)
-                elif old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except OSError:
-                pass  # another request removed it
-        folder = self.directory / uuid.uuid4().hex[:12]
-        folder.mkdir()
-        return folder / f"{stem}{suffix}"

@@ -14,14 +14,12 @@ from types import SimpleNamespace
 
 from nestgen.serving import require_gradio
 from nestgen.serving.cards import card_files, model_cards
-from nestgen.serving.explaining import PATH_HEADERS, legend_html
-from nestgen.serving.generating import parse_caption
+from nestgen.serving.events import AppState
+from nestgen.serving.explain_tabs import classify_tab, discriminator_tab, explain_samples
 from nestgen.serving.generation_tabs import class_grid_tab, generate_tab, interpolate_tab, mixing_tab, project_tab
-from nestgen.serving.handlers import Handlers
-from nestgen.serving.inputs import MAX_SEED
 from nestgen.serving.links import Links
-from nestgen.serving.predictor import ANY_CLASS, PREDICTED, Predictor
-from nestgen.serving.widgets import classes, image_input, missing, on, status_line
+from nestgen.serving.predictor import Predictor
+from nestgen.serving.widgets import missing, on
 
 gr = require_gradio()
 
@@ -66,103 +64,6 @@ JS = """() => {
 }"""
 
 
-def _explain_samples(h: Handlers, generate, classify, tabs) -> None:
-    """Generate's "Explain this sample": the selected sample (the first by default) → the Classify tab, explained."""
-    explain, picked, shown = generate.explain, generate.picked, generate.shown
-    image, target, outputs, status, explained = classify
-
-    def chosen(caption, truncation):  # the selected sample's seed and class ("seed 42 · cat"), and its ψ
-        return *parse_caption(caption), truncation
-
-    # the chosen sample's seed, class and ψ: hidden components (not State), so the API takes them as arguments
-    sample = (gr.Number(0, precision=0, visible=False, label="seed"), gr.Textbox(ANY_CLASS, visible=False,
-              label="class"), gr.Number(1.0, visible=False, label="truncation ψ"))
-    go = explain.click(chosen, [picked, shown], list(sample), api_visibility="private")
-    go.failure(h.last_error, None, generate.status, api_visibility="private", queue=False)
-    go = go.success
-    go = go(lambda: (gr.Tabs(selected="classify"), PREDICTED), None, [tabs, target], queue=False,
-            api_visibility="private")
-    explained(on(h, go.then, h.explain_sample, list(sample), [image, status, *outputs], status, outputs,
-                 api_name="explain_sample"))
-
-
-def _classify_tab(h: Handlers, c, examples: Sequence[str | Path]):
-    status = status_line("classify", "Upload an image or click an example: it is classified at once.", render=False)
-    label = gr.Label(num_top_classes=5, label="top-5", elem_id="top5", render=False)
-    summary = gr.Markdown(elem_id="summary", render=False)
-    panels = gr.Gallery(label="GradCAT: the path, each level's block scores, and Grad-CAM", elem_id="gradcat",
-                        columns=4, format="png", object_fit="contain", render=False, interactive=False)
-    path = gr.Dataframe(headers=PATH_HEADERS, label="the path, root → leaf (boxes in your image's pixels; "
-                        "bottom/right exclusive)", interactive=False, elem_id="path-table", wrap=True, render=False)
-    outputs = [label, summary, panels, path]
-    # the explanation over the upload at its own resolution; the opacity slider redraws it (no new classification)
-    drawn = gr.Image(label="GradCAT on your image, in its own pixels: the leaf level's block scores and the path",
-                     elem_id="on-upload", format="png", interactive=False, render=False)
-    opacity = gr.Slider(0, 1, 0.5, step=0.05, label="heat-map opacity", info="0: your image alone, 1: the map alone",
-                        elem_id="opacity", render=False)
-
-    def explained(event) -> None:  # after an event that explained an image: draw it over the image; or clear it
-        event.success(h.on_upload, opacity, drawn, api_visibility="private", show_progress="hidden",
-                      preprocess=False)
-        event.failure(lambda: None, None, drawn, queue=False, api_visibility="private")
-
-    with gr.Row():
-        with gr.Column(scale=1, min_width=260):
-            image = image_input("image (upload, paste or pick an example)", 260, "upload")
-            target = classes([PREDICTED, *c.class_names], PREDICTED, "explain class",
-                              info="explain another class than the predicted one")
-            run = gr.Button("Classify & explain", variant="primary")
-            # named before the examples' event, which would otherwise take the name "classify"
-            explained(on(h, run.click, h.classify, [image, target], [status, *outputs], status, outputs,
-                         api_name="classify"))
-            if examples:  # a click loads the example, then classifies it like an upload (status line included)
-                shown = gr.Examples([[str(p)] for p in examples], [image], label="examples (click one)",
-                                    examples_per_page=12, api_visibility="private", api_name="load_example",
-                                    elem_id="examples")  # thumbnails
-                explained(on(h, shown.load_input_event.then, h.classify, [image, target], [status, *outputs], status,
-                             outputs, api_visibility="private"))
-        with gr.Column(scale=1, min_width=260):
-            status.render()
-            label.render()
-            summary.render()
-    drawn.render()
-    opacity.render()
-    opacity.change(h.on_upload, opacity, drawn, api_visibility="private", show_progress="hidden",
-                   trigger_mode="always_last", preprocess=False)
-    panels.render()
-    gr.HTML(legend_html(c.score, c.checkpoint.config.num_levels), elem_id="legend")
-    path.render()
-    explained(on(h, image.upload, h.classify, [image, target], [status, *outputs], status, outputs,
-                 api_visibility="private"))
-    return image, target, outputs, status, explained
-
-
-def _discriminator_tab(h: Handlers, d, can_sample: bool, page) -> None:
-    gr.Markdown("GradCAT on the NesT discriminator: which blocks make the image look fake (bright in the maps) "
-                "and which look real.")
-    with gr.Row():
-        image = image_input("image", 240, "discriminator-upload")
-        with gr.Column():
-            klass = classes(d.class_names, d.class_names[0], "judge as class", d.conditional)
-            seed = gr.Number(0, label="seed", precision=0, minimum=0, maximum=MAX_SEED, visible=can_sample)
-            sample = gr.Button("Generate an image", visible=can_sample)
-            run = gr.Button("Explain", variant="primary")
-    status = status_line("discriminator")
-    summary = gr.Markdown(elem_id="discriminator-summary")
-    with gr.Row():
-        fake = gr.Image(label="most fake-looking path", format="png", height=256, interactive=False)
-        real = gr.Image(label="most real-looking path", format="png", height=256, interactive=False)
-    maps = gr.Gallery(label="per level: bright = pushes toward fake", columns=4, format="png", interactive=False)
-    path = gr.Dataframe(headers=PATH_HEADERS, label="fake path (boxes in your image's pixels)", interactive=False,
-                        wrap=True)
-    page.links.add("discriminator", **{"class": klass}, seed=seed)
-    if can_sample:
-        on(h, sample.click, h.discriminator_sample, [seed, klass], [image, klass], status,
-            api_name="discriminator_sample")
-    on(h, run.click, h.explain_discriminator, [image, klass], [summary, fake, real, maps, path], status,
-        [summary, fake, real, maps, path], api_name="explain_discriminator")
-
-
 def _warm_up_banner(predictor: Predictor) -> None:
     """While the models compile (app.py serves the page first), a line that says what is compiling and what is
     done, refreshed every second, hidden once everything is warm (`warmup.WarmUp`)."""
@@ -177,7 +78,7 @@ def _warm_up_banner(predictor: Predictor) -> None:
     timer.tick(tick, None, [banner, timer], queue=False, api_visibility="private", show_progress="hidden")
 
 
-def _links(h: Handlers, demo, page, tabs):
+def _links(demo, page, tabs):
     """The page URL holds the open tab and its settings (`links.py`): a visit applies its link (→ the event, for
     what follows it), every change rewrites the address bar, "Copy link" copies it."""
     links = page.links
@@ -207,9 +108,10 @@ def _links(h: Handlers, demo, page, tabs):
     return opened
 
 
-def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handlers: Handlers | None = None):
-    """The Blocks of the app for the loaded models; examples are image files offered on the Classify tab."""
-    h = handlers or Handlers(predictor)
+def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), app: AppState | None = None):
+    """The Blocks of the app for the loaded models; examples are image files offered on the Classify tab. `app`:
+    the handlers' state (default: a new one for `predictor`; tests pass theirs to read its `errors`)."""
+    app = app or AppState(predictor)
     g, c, d = predictor.generator, predictor.classifier, predictor.discriminator
     with gr.Blocks(title="nestgen", delete_cache=(1800, 3600)) as demo:  # Gradio's cache: files older than 1 h go
         with gr.Row():
@@ -228,24 +130,24 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
                     missing(predictor, "generator")
             else:
                 with gr.Tab("Generate", id="generate"):
-                    generate = generate_tab(h, g, predictor.limits, page)
+                    generate = generate_tab(app, g, predictor.limits, page)
                 with gr.Tab("Class grid", id="class-grid", visible=g.conditional):
-                    class_grid_tab(h, g, predictor.limits, page)
+                    class_grid_tab(app, g, predictor.limits, page)
                 with gr.Tab("Interpolate", id="interpolate"):
-                    ends = interpolate_tab(h, g, predictor.limits, page)
+                    ends = interpolate_tab(app, g, predictor.limits, page)
                 with gr.Tab("Level mixing", id="mixing"):
-                    mixing_tab(h, g, predictor.limits, page)
+                    mixing_tab(app, g, predictor.limits, page)
                 with gr.Tab("Project", id="project"):
-                    project_tab(h, g, predictor.limits, tabs, ends, page, examples[0] if examples else None)
+                    project_tab(app, g, predictor.limits, tabs, ends, page, examples[0] if examples else None)
             with gr.Tab("Classify & explain", id="classify"):
                 if c is None:
                     missing(predictor, "classifier")
                 else:
-                    classify = _classify_tab(h, c, examples)
+                    classify = classify_tab(app, c, examples)
                     page.links.add("classify", **{"class": classify[1]})  # the upload is no link's
             if d is not None:
                 with gr.Tab("Explain the discriminator", id="discriminator"):
-                    _discriminator_tab(h, d, g is not None, page)
+                    discriminator_tab(app, d, g is not None, page)
             with gr.Tab("Models", id="models"):
                 gr.Markdown(model_cards(predictor), elem_id="cards")
                 page.links.add("models")
@@ -253,11 +155,11 @@ def build_app(predictor: Predictor, examples: Sequence[str | Path] = (), handler
             tab.select(None, None, page.opened, js=f"() => {json.dumps(tab.id)}", queue=False,
                        api_visibility="private")
         if generate and classify:
-            _explain_samples(h, generate, classify, tabs)
-        opened = _links(h, demo, page, tabs)
+            explain_samples(app, generate, classify, tabs)
+        opened = _links(demo, page, tabs)
         if generate:  # the first view shows samples, not an empty box (with a link's settings, once applied)
             fn, inputs, outputs = generate.load
-            first = on(h, opened.then, fn, inputs, outputs, generate.status, api_visibility="private")
+            first = on(app, opened.then, fn, inputs, outputs, generate.status, api_visibility="private")
             first.success(*generate.ready, queue=False, api_visibility="private")
     return demo
 

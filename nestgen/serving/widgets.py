@@ -1,13 +1,12 @@
-"""The app's shared widgets: class dropdowns, image inputs, status lines, the ψ slider, and `on`, which wires an
-event so that its handler checks every raw client value itself and its progress and failures show on the tab's
-status line. Imports Gradio (`pip install -e ".[app]"`).
+"""The app's shared widgets: class dropdowns, image inputs, status lines, the ψ slider, and `on`, which wires a
+handler to an event so that it checks every raw client value itself and its progress and failures show on the
+tab's status line. Imports Gradio (`pip install -e ".[app]"`).
 """
 
 from __future__ import annotations
 
 from nestgen.serving import require_gradio
-from nestgen.serving.events import UploadRecord
-from nestgen.serving.handlers import Handlers
+from nestgen.serving.events import AppState, UploadRecord, as_event, last_error
 from nestgen.serving.predictor import Predictor
 
 gr = require_gradio()
@@ -40,17 +39,18 @@ def psi_slider(limits):
     return gr.Slider(limits.min_truncation, 1.0, 1.0, step=0.05, label="truncation ψ", info=PSI_INFO)
 
 
-def on(h: Handlers, trigger, fn, inputs, outputs, status, clear=(), **kwargs):
-    """One event (`trigger`: a listener such as `button.click`, or a list of them for one shared event): the
-    handler receives the values as the client sent them (Gradio's preprocessing off, so no value fails inside
-    Gradio with its generic message: nestgen's checks in `inputs.py` name every argument and what it allows);
-    progress and failures on the tab's status line (the outputs keep their labels and values); a failure empties
-    the `clear` outputs, results that belong to an earlier input (e.g. another upload's)."""
+def on(app: AppState, trigger, handler, inputs, outputs, status, clear=(), **kwargs):
+    """One event (`trigger`: a listener such as `button.click`, or a list of them for one shared event) running
+    handler(app, *values) (`events.as_event`): it receives the values as the client sent them (Gradio's
+    preprocessing off, so no value fails inside Gradio with its generic message: nestgen's checks in `inputs.py`
+    name every argument and what it allows); progress and failures on the tab's status line (the outputs keep
+    their labels and values); a failure empties the `clear` outputs, results that belong to an earlier input (e.g.
+    another upload's)."""
     def failed(request: gr.Request):
-        return (h.last_error(request), *[None] * len(clear)) if clear else h.last_error(request)
+        return (last_error(app, request), *[None] * len(clear)) if clear else last_error(app, request)
 
     listen = (lambda *a, **k: gr.on(trigger, *a, **k)) if isinstance(trigger, list) else trigger  # one or several
-    event = listen(fn, inputs, outputs, show_progress_on=[status], preprocess=False, **kwargs)
+    event = listen(as_event(app, handler), inputs, outputs, show_progress_on=[status], preprocess=False, **kwargs)
     event.failure(failed, None, [status, *clear], api_visibility="private", queue=False)
     return event
 

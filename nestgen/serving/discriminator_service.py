@@ -20,7 +20,7 @@ from PIL import Image
 from nestgen.convert.checkpoint import Checkpoint
 from nestgen.data.images import preprocess, source_box
 from nestgen.explain.gradcat import Explanation, GradCAT, PathNode, block_box, traverse
-from nestgen.serving.inputs import InputError, Limits, read_image
+from nestgen.serving.inputs import InputError, Limits, check_class, read_image
 
 
 class RealScores:
@@ -86,16 +86,16 @@ class DiscriminatorService:
                       "mean": [0.5] * 3, "std": [0.5] * 3}  # uint8/255 → [-1, 1]
 
     def class_index(self, value) -> int:
+        """The class to judge an image as (0 for an unconditional discriminator), or InputError."""
         if not self.conditional:
             return 0
         if value is None or value == "":
             raise InputError("this discriminator is class-conditional: choose the class to judge the image as")
-        try:
-            return self.explainer.resolve_class(value)
-        except ValueError as error:
-            raise InputError(str(error)) from error
+        return check_class(value, self.class_names)
 
     def explain(self, source, class_value) -> DiscriminatorVerdict:
+        """An image (path, bytes or PIL image), judged as `class_value` → D's verdict with its real-most and
+        fake-most paths; InputError for an unreadable or oversized image or an unknown class."""
         index = self.class_index(class_value)
         picture = read_image(source, self.limits, target_size=self.image_size)
         x = preprocess(picture, self._spec)[None]  # (1, S, S, 3) in [-1, 1]
