@@ -14,18 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from nestgen.data import augment
+from nestgen.data import augment, randaugment
 from nestgen.data.augment import (
-    GEOMETRIC,
-    OPS,
     AugmentConfig,
     augment_batch,
     normalize,
     pad_crop_flip,
-    rand_augment,
     random_erasing,
     train_transform,
 )
+from nestgen.data.randaugment import GEOMETRIC, OPS, rand_augment
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
 RNG = np.random.default_rng(0)
@@ -47,7 +45,7 @@ def _smooth(height, width):
 
 def _sign(key) -> float:
     """The ±1 an op's key draws for the direction of its magnitude."""
-    return float(augment._random_sign(jnp.float32(1.0), key))
+    return float(randaugment._random_sign(jnp.float32(1.0), key))
 
 
 # Compiling dominates these tests' time: every jitted function below is shared by the tests that need it, with
@@ -158,7 +156,7 @@ def test_colour_ops_match_pillow_exactly():
     assert -1.0 in signs and 1.0 in signs
     magnitude = 7.0
     factors = [1 + sign * 0.63 for sign in signs]  # inc1: 1 ± 0.9·m/10
-    np.testing.assert_allclose([float(augment._enhance_factor(magnitude, key)) for key in keys], factors, rtol=1e-6)
+    np.testing.assert_allclose([float(randaugment._enhance_factor(magnitude, key)) for key in keys], factors, rtol=1e-6)
     outs = [_ops_at(image, jnp.full(6, magnitude), keys) for image in images]  # [{name: (6, 24, 40, 3)}]
     references = {
         "AutoContrast": lambda pil, f: ImageOps.autocontrast(pil),
@@ -177,7 +175,7 @@ def test_colour_ops_match_pillow_exactly():
         for n, image in enumerate(images):
             pil = Image.fromarray(image)
             for k in (0, signs.index(-1.0), signs.index(1.0)):
-                factor = float(augment._enhance_factor(magnitude, keys[k]))  # the exact float32 factor
+                factor = float(randaugment._enhance_factor(magnitude, keys[k]))  # the exact float32 factor
                 expected = np.asarray(reference(pil, factor))
                 assert np.array_equal(outs[n][name][k], expected), (name, n, k)
 
@@ -225,7 +223,7 @@ def test_fused_layer_computes_every_op():
     magnitudes, keys = jnp.array([0.0, 3.0, 5.5, 7.25, 9.0, 10.0]), _keys(6, 4)
     alone = _ops_at(IMAGE, magnitudes, keys)  # {name: (6, 32, 32, 3)}
     pair = np.arange(len(OPS) + 1) % 6  # op i at (magnitude, key) pair i % 6; op 15: no op
-    layered = jax.jit(jax.vmap(augment._layer, in_axes=(None, 0, 0, 0, None)))(
+    layered = jax.jit(jax.vmap(randaugment._layer, in_axes=(None, 0, 0, 0, None)))(
         IMAGE, jnp.arange(len(OPS) + 1), magnitudes[pair], keys[pair], 128)
     for i, name in enumerate(OPS):
         assert np.array_equal(layered[i], alone[name][pair[i]]), name
