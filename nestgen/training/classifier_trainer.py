@@ -10,7 +10,6 @@ on an in-memory split (folders, zips) never imports TensorFlow.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import math
@@ -31,12 +30,10 @@ from tqdm import tqdm
 from nestgen import sharding
 from nestgen.convert.checkpoint import save_checkpoint
 from nestgen.convert.tree import check_tree, flatten, shapes, unflatten
-from nestgen.data import pipeline
 from nestgen.data.augment import AugmentConfig, augment_batch
-from nestgen.data.classes import ClassError, label_mapping
 from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
-from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
+from nestgen.data.sources import parse_data_spec
 from nestgen.inference.sampling import check_seeds
 from nestgen.metrics.accuracy import evaluate_batches, make_eval_step
 from nestgen.models.nest import COMPUTE_DTYPES, Execution
@@ -44,6 +41,7 @@ from nestgen.models.registry import get_config
 from nestgen.training import run_record
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
+from nestgen.training.classifier_data import Split, train_and_eval_splits
 from nestgen.training.metrics import MetricWriter
 from nestgen.training.optim import create_optimizer, learning_rate, peak_learning_rate
 
@@ -105,69 +103,7 @@ def validate(config: ml_collections.ConfigDict):
     return cfg
 
 
-def _eval_size(config) -> int:
-    """The size images are resized to (shorter side) before the centre image_size view is taken."""
-    return max(config.input.image_size, int(round(config.input.image_size / config.input.crop_pct)))
-
-
-@dataclasses.dataclass
-class _Split:
-    """A split held in memory (`SplitData`) or streamed (`tf_dataset`), with the matching batch iterators."""
-
-    class_names: list[str]
-    num_examples: int
-    description: str
-    memory: SplitData | None = None
-    stream: Any = None
-
-    def train_batches(self, config, start: int, total: int, host: HostSlice):
-        common = dict(global_batch=config.global_batch, seed=config.seed, start_step=start, num_steps=total,
-                      host=host)
-        if self.memory is not None:
-            return pipeline.train_batches(self.memory, **common)
-        return pipeline.stream_train_batches(
-            self.stream, self.num_examples, **common, image_size=config.input.image_size,
-            recipe=config.augment.recipe, crop_scale=tuple(config.augment.get("crop_scale", (0.08, 1.0))),
-            crop_ratio=tuple(config.augment.get("crop_ratio", (3 / 4, 4 / 3))),
-            shuffle_buffer=config.data.shuffle_buffer)
-
-    def eval_batches(self, config, host: HostSlice):
-        view = dict(image_size=config.input.image_size, mean=tuple(config.input.mean), std=tuple(config.input.std))
-        if self.memory is not None:
-            return pipeline.eval_batches(self.memory, batch_size=config.eval_batch, **view, host=host)
-        return pipeline.stream_eval_batches(self.stream, self.num_examples, batch_size=config.eval_batch,
-                                            crop_pct=config.input.crop_pct, **view, host=host)
-
-
-def _load(config, key: str) -> _Split:
-    data = config.data
-    spec, split, limit = data[key], data[f"{key}_split"], data[f"{key}_limit"]
-    if not data.get("streaming"):
-        size = config.input.image_size if key == "train" else _eval_size(config)
-        memory = load_split(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir, limit=limit,
-                            image_size=size)
-        return _Split(memory.class_names, len(memory), memory.description, memory=memory)
-    stream, num_examples, class_names = tf_dataset(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir)
-    if limit:
-        stream, num_examples = stream.take(limit), min(limit, num_examples)
-    return _Split(class_names, num_examples, f"{parse_data_spec(spec)}[{split}] (streamed)", stream=stream)
-
-
-def _data(config) -> tuple[_Split, _Split | None]:
-    """The train split and the eval split, whose labels are matched to the train split's classes by name."""
-    train = _load(config, "train")
-    evaluation = _load(config, "eval") if config.data.get("eval") else None
-    if evaluation is not None and evaluation.class_names != train.class_names:
-        if evaluation.memory is None:
-            label_mapping(evaluation.class_names, train.class_names, evaluation.description)  # unknown classes
-            raise ClassError(f"{evaluation.description} lists its classes differently from the training data "
-                             f"({train.description}); a streamed eval split must have the same class list")
-        memory = evaluation.memory.with_classes(train.class_names)
-        evaluation = _Split(memory.class_names, len(memory), memory.description, memory=memory)
-    return train, evaluation
-
-
-def run_description(config, cfg, train: _Split) -> dict[str, Any]:
+def run_description(config, cfg, train: Split) -> dict[str, Any]:
     """What this run is, for WORKDIR/run.json: a resume may change its recipe, never the rest (run_record.py)."""
     data = run_record.data_record(config.data.train, config.data.train_split, config.data.train_limit,
                                   train.num_examples, train.class_names)
@@ -249,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     sharding.initialize_distributed()
     cfg = validate(config)
     host = HostSlice(jax.process_index(), jax.process_count())
-    train, evaluation = _data(config)
+    train, evaluation = train_and_eval_splits(config)
     if len(train.class_names) != cfg.num_classes:
         raise ValueError(f"the training data has {len(train.class_names)} classes but the model has "
                          f"{cfg.num_classes}: set model.overrides.num_classes={len(train.class_names)}")
