@@ -10,24 +10,22 @@ best EMA generator by FID to `export_best`). Images seen are counted in the stat
 resumed run changes its batch size, and no sample grid is ever written twice; a resume that changes the models,
 the data or the seed is refused before any checkpoint is read (WORKDIR/run.json, run_record.py). An optional
 wall-clock budget (`TimeBudget`) fits the run's length to the time left. Training data stays uint8 until the
-device; no TensorFlow.
+device; no TensorFlow. The update itself (`GanState`, the D and G steps, the EMA) is gan_steps.py; the helpers of
+the loop that the classifier shares are loop.py.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from nestgen import sharding
 from nestgen.convert.checkpoint import Checkpoint, save_checkpoint
@@ -39,15 +37,10 @@ from nestgen.models.registry import get_config
 from nestgen.training import run_record
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
-from nestgen.training.classifier_trainer import (
-    COMPUTE_DTYPES,
-    TrainingDiverged,
-    execution,
-    matching_params,
-    params_fingerprint,
-)
 from nestgen.training.gan_steps import GanState, augment_policy, create_optimizers, init_state, make_steps
+from nestgen.training.loop import Throughput, TrainingDiverged, finite, itstime, mean_metrics, progress_bar
 from nestgen.training.metrics import MetricWriter
+from nestgen.training.networks import compute_dtype, execution, matching_params, params_fingerprint
 
 
 def model_configs(config: ml_collections.ConfigDict):
@@ -80,8 +73,7 @@ def validate(config: ml_collections.ConfigDict):
     if config.loss.kind not in LOSS_KINDS:
         raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
     augment_policy(config)
-    if config.dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    compute_dtype(config)
     execution(config)
     if config.loss.r1_every < 1 or config.loss.r1_gamma < 0 or config.loss.get("r2_gamma", 0.0) < 0:
         raise ValueError("config.loss.r1_every must be ≥ 1 and config.loss.r1_gamma, r2_gamma ≥ 0")
@@ -100,10 +92,6 @@ def validate(config: ml_collections.ConfigDict):
     if spec.kind in ("folder", "zip") and not Path(spec.target).exists():
         raise FileNotFoundError(f"config.data.train: {spec.target} does not exist")
     return g_cfg, d_cfg
-
-
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def grid_inputs(config, g_cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +170,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
-    dtype = COMPUTE_DTYPES[config.dtype]
+    dtype = compute_dtype(config)
     generator, discriminator = g_cfg.build(dtype, execution(config)), d_cfg.build(dtype, execution(config))
     g_optimizer, d_optimizer = create_optimizers(config)
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
@@ -216,7 +204,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     train_step = jax.jit(step_fn, static_argnums=(3,), donate_argnums=(0,),
                          in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
                          out_shardings=(replicated, replicated))
-    all_finite = jax.jit(_all_finite)
     render = jax.jit(lambda params, z, y: generator.apply({"params": params}, z, y if g_cfg.conditional else None)[0])
     grid_z, grid_labels = grid_inputs(config, g_cfg)
     samples_dir = workdir / "samples"
@@ -254,48 +241,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
              "checkpoint": config.checkpoint_every_images, "fid": config.fid.every_images}
     seen = int(jax.device_get(state.images_seen))
     base_rng = jax.random.key(config.seed + 1)
-    progress = tqdm(total=total_images, initial=seen, unit="img", unit_scale=True,
-                    disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN",
-                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
-    pending, fid_metrics, tick, last_good, best_fid = [], {}, time.perf_counter(), start, math.inf
-    step = done = start
+    progress = progress_bar(total_images, seen, desc="train GAN", unit="img", unit_scale=True)
+    pending, fid_metrics, throughput, last_good, best_fid = [], {}, Throughput(), start, math.inf
+    done = start
     try:
         while seen < total_images:
-            index = train_batches(data, global_batch=batch_size, seed=config.seed, start_step=step,
-                                  num_steps=step + 1, host=host)
+            index = train_batches(data, global_batch=batch_size, seed=config.seed, start_step=done,
+                                  num_steps=done + 1, host=host)
             batch = sharding.global_batch_array(next(index), mesh)
-            state, metrics = train_step(state, batch, base_rng, step % config.loss.r1_every == 0)
+            state, metrics = train_step(state, batch, base_rng, done % config.loss.r1_every == 0)
             pending.append(metrics)
-            before, seen, step = seen, seen + batch_size, step + 1
-            done = step
+            before, seen, done = seen, seen + batch_size, done + 1
             progress.update(batch_size)
-            per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
-            if per_step:  # the compiled step is timed: fit the run to the budget
-                if every["fid"]:  # the periodic FID's cost, spread over the steps between evaluations
-                    per_step += budget.eval_seconds * batch_size / every["fid"]
-                steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds)  # + the last one
-                total_images = min(total_images, seen + steps_left * batch_size)  # ≤ the config's length
+            per_step = budget.seconds_per_step(
+                done, start, lambda s=state: jax.block_until_ready(s.step),  # with FID's share of the time:
+                steps_between_evaluations=every["fid"] / batch_size) if budget else None
+            if per_step:  # the compiled step is timed: fit the run, counted in images from here, to the budget
+                total_images = min(total_images, seen + budget.fitted_steps(0, per_step) * batch_size)  # ≤ config's
                 progress.total = total_images
                 writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
             if budget is not None and budget.must_stop() and seen < total_images:
                 progress.write(f"{seen} images: the time budget is spent; stopping {total_images - seen} images early")
                 total_images = seen
-            last = seen >= total_images
-            due = {k: bool(v) and (seen // v > before // v or last) for k, v in every.items()}
+            due = {k: itstime(seen, v, total_images, previous=before) for k, v in every.items()}
             if not any(due.values()):
                 continue
             if pending:
-                fetched = jax.device_get(pending)  # R1 appears only in the steps that computed it
-                averaged = {k: float(np.mean([m[k] for m in fetched if k in m])) for k in sorted(set().union(*fetched))}
-                if not all(math.isfinite(v) for v in averaged.values()) or not bool(all_finite(state.g_params)) \
-                        or not bool(all_finite(state.d_params)):
+                averaged = mean_metrics(pending)  # R1 appears only in the steps that computed it
+                if not finite(averaged, state.g_params, state.d_params):
                     raise TrainingDiverged(
                         f"GAN training diverged by step {done} (D loss {averaged['gan/D/loss']}, G loss "
                         f"{averaged['gan/G/loss']}); nothing was saved after step {last_good}, the last good "
                         f"checkpoint, in {checkpoints.directory}. Lower optim.g_lr / optim.d_lr or raise "
                         "loss.r1_gamma, then resume from that checkpoint.")
-                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-                averaged["gan/images_per_second"] = len(pending) * batch_size / max(elapsed, 1e-9)
+                averaged["gan/images_per_second"] = throughput.images_per_second(len(pending) * batch_size)
                 averaged["gan/images_seen"] = seen
                 writer.write(done, averaged)
                 progress.set_postfix(D=f"{averaged['gan/D/loss']:.3f}", G=f"{averaged['gan/G/loss']:.3f}")
@@ -310,7 +289,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                 if fid_metrics and next(iter(fid_metrics.values())) < best_fid:  # the best EMA generator so far
                     best_fid = next(iter(fid_metrics.values()))
                     export("export_best", done, seen, fid_metrics, discriminator=False)
-                tick += time.perf_counter() - began  # images/s counts training time only
+                throughput.exclude(time.perf_counter() - began)  # images/s counts training time only
             if due["checkpoint"]:
                 best = {"fid/best_key": next(iter(fid_metrics.values()))} if due["fid"] and fid_metrics else None
                 checkpoints.save(done, state, metrics=best)
