@@ -119,7 +119,7 @@ def test_bad_configs_fail_before_training(override, message):
 def full_run(tmp_path_factory):
     """The smoke GAN, 20 iterations uninterrupted on one device: the reference trajectory."""
     workdir = tmp_path_factory.mktemp("full")
-    return workdir, gan_trainer.train_and_evaluate(_smoke(), workdir)
+    return workdir, gan_trainer.train_and_evaluate(_smoke(), workdir)[1]
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -131,7 +131,7 @@ def test_resume_matches_an_uninterrupted_run(full_run, tmp_path):
     """20 iterations straight vs 10, stop, then resume to 20: bit-identical G, EMA, D and logged metrics."""
     full_dir, full = full_run
     gan_trainer.train_and_evaluate(_smoke("total_images=160"), tmp_path / "resumed")
-    resumed = gan_trainer.train_and_evaluate(_smoke(), tmp_path / "resumed")
+    _, resumed = gan_trainer.train_and_evaluate(_smoke(), tmp_path / "resumed")
     assert resumed["images_seen"] == full["images_seen"] == 320
     assert resumed["g_ema_sha256"] == full["g_ema_sha256"] and resumed["d_sha256"] == full["d_sha256"]
     assert (full_dir / "metrics.jsonl").read_text().count("\n") == 4
@@ -224,8 +224,8 @@ def test_four_devices_follow_the_single_device_trajectory(full_run, tmp_path):
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
-    result = gan_trainer.train_and_evaluate(_smoke("dtype=bfloat16", "total_images=64", "log_every_images=32",
-                                                   "checkpoint_every_images=64"), tmp_path)
+    _, result = gan_trainer.train_and_evaluate(_smoke("dtype=bfloat16", "total_images=64", "log_every_images=32",
+                                                      "checkpoint_every_images=64"), tmp_path)
     params = load_checkpoint(tmp_path / "export").params
     assert result["images_seen"] == 64 and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
     assert all(np.isfinite(r["gan/D/loss"]) for r in _metrics(tmp_path / "metrics.jsonl"))
@@ -249,7 +249,7 @@ def test_nest_discriminator_hinge_and_the_fid_hook(tmp_path):
     config = load_config(f"{CONFIG}:smoke,disc=nest_disc_micro_32", [
         "loss.kind=hinge", "total_images=128", "log_every_images=32", "checkpoint_every_images=32",
         "fid.every_images=32", "keep_checkpoints=1", "async_checkpoints=False"])
-    result = gan_trainer.train_and_evaluate(config, tmp_path, fid_fn=fid_fn)
+    _, result = gan_trainer.train_and_evaluate(config, tmp_path, fid_fn=fid_fn)
     assert result["images_seen"] == 128 and result["fid/fd_nest"] == 6.0
     assert seen == [("generator", 32, 10), ("generator", 64, 10), ("generator", 96, 10), ("generator", 128, 10)]
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [4, 8]  # best, last

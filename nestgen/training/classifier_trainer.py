@@ -143,8 +143,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                        budget: TimeBudget | None = None, initial_params: Any = None,
                        start_from: Callable[[TrainState], TrainState] | None = None,
                        on_checkpoint: Callable[[TrainState, int, dict[str, float]], None] | None = None,
-                       planned_schedule: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Train (or resume) in `workdir`; returns the final metrics and the export directory.
+                       planned_schedule: tuple[int, int] | None = None) -> tuple[TrainState, dict[str, Any]]:
+    """Train (or resume) in `workdir`; returns (the final state, the final metrics).
+
+    The state is the `TrainState` of the last step (replicated device arrays). The metrics: "step", "export" (the
+    directory of the exported model), "devices", "processes", "params_sha256" (the weights' fingerprint),
+    "images_seen", "eval_seconds" (the last periodic evaluation's) and the last "eval/…" values.
 
     With a `budget` the run's length (and its learning-rate schedule) is fitted to the time left after timing
     `budget.calibration_steps` steps; config.num_steps / num_epochs then only bound it from above.
@@ -291,9 +295,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     params = jax.device_get(state.params)
     final_eval = eval_metrics or (evaluate(state.params) if evaluation is not None else {})
     export_params(done, params, final_eval)
-    return {"step": int(state.step), "export": workdir / "export", "devices": jax.device_count(),
-            "processes": jax.process_count(), "params_sha256": params_fingerprint(params),
-            "images_seen": int(state.step) * config.global_batch, "eval_seconds": eval_seconds, **final_eval}
+    return state, {"step": int(state.step), "export": workdir / "export", "devices": jax.device_count(),
+                   "processes": jax.process_count(), "params_sha256": params_fingerprint(params),
+                   "images_seen": int(state.step) * config.global_batch, "eval_seconds": eval_seconds, **final_eval}
 
 
 def preprocess_record(config) -> dict[str, Any]:

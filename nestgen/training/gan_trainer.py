@@ -145,8 +145,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        budget: TimeBudget | None = None, initial: dict[str, Any] | None = None,
                        start_from: Callable[[GanState], GanState] | None = None,
                        on_checkpoint: Callable[[GanState, int, dict[str, float]], None] | None = None,
-                       ) -> dict[str, Any]:
-    """Train (or resume) in `workdir`; returns the final metrics and the export directories.
+                       ) -> tuple[GanState, dict[str, Any]]:
+    """Train (or resume) in `workdir`; returns (the final state, the final metrics).
+
+    The state is the `GanState` of the last step (replicated device arrays: G, D, the EMA generator, their Adam
+    states, w_avg, images seen). The metrics: "step", "images_seen", "export" (the directory of the EMA generator;
+    the discriminator is beside it), "devices", "processes", the sha256 fingerprints "g_ema_sha256" and "d_sha256",
+    and the last "fid/…" values.
 
     `initial` ({"g_params", "d_params", "g_ema", "w_avg", "images_seen"}) starts from another run's networks with
     fresh optimizer states (scripts/campaign.py --resume); a workdir that holds checkpoints resumes from them.
@@ -302,9 +307,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
         checkpoints.close()
         writer.close()
 
-    return {"step": int(state.step), "images_seen": int(jax.device_get(state.images_seen)),
-            "export": workdir / "export", "devices": jax.device_count(), "processes": jax.process_count(),
-            "g_ema_sha256": params_fingerprint(jax.device_get(state.g_ema)),
-            "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics,
-            "networks": {"g_params": jax.device_get(state.g_params), "d_params": jax.device_get(state.d_params),
-                         "w_avg": np.asarray(jax.device_get(state.w_avg))}}
+    metrics = {"step": int(state.step), "images_seen": int(jax.device_get(state.images_seen)),
+               "export": workdir / "export", "devices": jax.device_count(), "processes": jax.process_count(),
+               "g_ema_sha256": params_fingerprint(jax.device_get(state.g_ema)),
+               "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics}
+    return state, metrics
