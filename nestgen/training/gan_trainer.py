@@ -260,7 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
             progress.update(batch_size)
             per_step = budget.seconds_per_step(
                 done, start, lambda s=state: jax.block_until_ready(s.step),  # with FID's share of the time:
-                steps_between_evaluations=every["fid"] / batch_size) if budget else None
+                steps_between_evaluations=every["fid"] / batch_size if every["fid"] else 0) if budget else None
             if per_step:  # the compiled step is timed: fit the run, counted in images from here, to the budget
                 total_images = min(total_images, seen + budget.fitted_steps(0, per_step) * batch_size)  # ≤ config's
                 progress.total = total_images
