@@ -180,8 +180,8 @@ def run_classifier(args, config, workdir: Path, budget, out: Path) -> dict:
         _copy_metrics(workdir, out)
         last.update(record)
 
-    result = train_and_evaluate(config, workdir, budget=budget, initial_params=initial, on_checkpoint=deliver,
-                                start_from=start_from, planned_schedule=tuple(plan) if plan else None)
+    _, result = train_and_evaluate(config, workdir, budget=budget, initial_params=initial, on_checkpoint=deliver,
+                                   start_from=start_from, planned_schedule=tuple(plan) if plan else None)
     return {**{k: v for k, v in result.items() if k.startswith("eval/")}, **last}
 
 
@@ -225,8 +225,8 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
         _copy_metrics(workdir, out)
         released["name"] = best.name
 
-    result = train_and_evaluate(config, workdir, _guarded_fid(config), budget=budget, initial=initial,
-                                on_checkpoint=deliver)
+    _, result = train_and_evaluate(config, workdir, _guarded_fid(config), budget=budget, initial=initial,
+                                   on_checkpoint=deliver)
     metrics = {k: v for k, v in result.items() if k.startswith("fid/")}
     return {**metrics, **record_of(result["step"], result["images_seen"]), "release": released["name"]}
 

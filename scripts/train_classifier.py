@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     from nestgen.training.configs import load_config
 
     config = load_config(args.config, args.set)
-    result = train_and_evaluate(config, args.workdir)
+    _, result = train_and_evaluate(config, args.workdir)
     print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()}))
     return 0
 

@@ -30,9 +30,8 @@ def main(argv=None) -> int:
     from nestgen.training.gan_trainer import train_and_evaluate
 
     config = load_config(args.config, args.set)
-    result = train_and_evaluate(config, args.workdir)
-    print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()
-                      if k != "networks"}))
+    _, result = train_and_evaluate(config, args.workdir)
+    print(json.dumps({k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in result.items()}))
     return 0
 
 

@@ -211,8 +211,8 @@ def test_two_windows_add_up_to_one_schedule(tmp_path, cache, monkeypatch):
     train_and_evaluate(config, tmp_path / "one", planned_schedule=plan)
     train_and_evaluate(config, tmp_path / "w1", planned_schedule=plan, budget=StopAfter(deadline=1e12, fit=False),
                        on_checkpoint=lambda state, step, _: carried.update(arrays=relay_state.encode(state)))
-    second = train_and_evaluate(config, tmp_path / "w2", planned_schedule=plan,
-                                start_from=lambda template: relay_state.decode(carried["arrays"], template))
+    _, second = train_and_evaluate(config, tmp_path / "w2", planned_schedule=plan,
+                                   start_from=lambda template: relay_state.decode(carried["arrays"], template))
     assert second["step"] == 40
 
     def curve(run, key):

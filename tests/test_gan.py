@@ -15,7 +15,7 @@ import pytest
 from nestgen.convert.checkpoint import load_checkpoint
 from nestgen.convert.tree import flatten
 from nestgen.inference.sampling import GeneratorSampler
-from nestgen.training import gan_trainer
+from nestgen.training import gan_steps, gan_trainer
 from nestgen.training.configs import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,9 +29,9 @@ def _smoke(*overrides):
 def _steps(config):
     """A GAN config's jitted D and G steps and an initial state, on a random batch of 16×16 images."""
     g_cfg, d_cfg = gan_trainer.model_configs(config)
-    g_opt, d_opt = gan_trainer.create_optimizers(config)
-    state = jax.jit(lambda r: gan_trainer.init_state(g_cfg, d_cfg, g_opt, d_opt, r))(jax.random.key(0))
-    d_step, g_step, _ = gan_trainer.make_steps(g_cfg.build(), d_cfg.build(), g_opt, d_opt, config, g_cfg.latent_dim)
+    g_opt, d_opt = gan_steps.create_optimizers(config)
+    state = jax.jit(lambda r: gan_steps.init_state(g_cfg, d_cfg, g_opt, d_opt, r))(jax.random.key(0))
+    d_step, g_step, _ = gan_steps.make_steps(g_cfg.build(), d_cfg.build(), g_opt, d_opt, config, g_cfg.latent_dim)
     batch = {"images": jax.random.uniform(jax.random.key(1), (8, 16, 16, 3), minval=-1, maxval=1),
              "labels": jnp.arange(8) % 10}
     return state, jax.jit(d_step, static_argnums=3), jax.jit(g_step), batch
@@ -84,20 +84,20 @@ def test_generator_step_changes_only_the_generator(steps):
 
 def test_ema_follows_its_formula():
     ema, params = {"a": jnp.array([1.0, 3.0])}, {"a": jnp.array([5.0, -1.0])}
-    beta = gan_trainer.ema_beta(10**9, 64, half_life_images=640, rampup=None)
+    beta = gan_steps.ema_beta(10**9, 64, half_life_images=640, rampup=None)
     np.testing.assert_allclose(float(beta), 0.5 ** (64 / 640), rtol=1e-6)
     np.testing.assert_allclose(beta ** 10, 0.5, rtol=1e-5)  # 640 images later, old weights count half
-    out = gan_trainer.ema_update(ema, params, beta)
+    out = gan_steps.ema_update(ema, params, beta)
     np.testing.assert_allclose(out["a"], params["a"] + float(beta) * (ema["a"] - params["a"]), rtol=1e-6)
     # ramp-up: the half-life is at most 5% of the images seen so far
-    early = gan_trainer.ema_beta(1280, 64, half_life_images=10**6, rampup=0.05)
+    early = gan_steps.ema_beta(1280, 64, half_life_images=10**6, rampup=0.05)
     np.testing.assert_allclose(float(early), 0.5 ** (64 / 64), rtol=1e-6)
 
 
 def test_w_avg_tracks_each_class_present_in_the_batch():
     w_avg = jnp.zeros((3, 2))
     w = jnp.array([[2.0, 2.0], [4.0, 0.0], [10.0, 10.0]])
-    out = gan_trainer.track_w_avg(w_avg, w, jnp.array([0, 0, 2]), beta=0.5)
+    out = gan_steps.track_w_avg(w_avg, w, jnp.array([0, 0, 2]), beta=0.5)
     np.testing.assert_allclose(out, [[1.5, 0.5], [0.0, 0.0], [5.0, 5.0]])
 
 
@@ -119,7 +119,7 @@ def test_bad_configs_fail_before_training(override, message):
 def full_run(tmp_path_factory):
     """The smoke GAN, 20 iterations uninterrupted on one device: the reference trajectory."""
     workdir = tmp_path_factory.mktemp("full")
-    return workdir, gan_trainer.train_and_evaluate(_smoke(), workdir)
+    return workdir, gan_trainer.train_and_evaluate(_smoke(), workdir)[1]
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -131,7 +131,7 @@ def test_resume_matches_an_uninterrupted_run(full_run, tmp_path):
     """20 iterations straight vs 10, stop, then resume to 20: bit-identical G, EMA, D and logged metrics."""
     full_dir, full = full_run
     gan_trainer.train_and_evaluate(_smoke("total_images=160"), tmp_path / "resumed")
-    resumed = gan_trainer.train_and_evaluate(_smoke(), tmp_path / "resumed")
+    _, resumed = gan_trainer.train_and_evaluate(_smoke(), tmp_path / "resumed")
     assert resumed["images_seen"] == full["images_seen"] == 320
     assert resumed["g_ema_sha256"] == full["g_ema_sha256"] and resumed["d_sha256"] == full["d_sha256"]
     assert (full_dir / "metrics.jsonl").read_text().count("\n") == 4
@@ -224,8 +224,8 @@ def test_four_devices_follow_the_single_device_trajectory(full_run, tmp_path):
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
-    result = gan_trainer.train_and_evaluate(_smoke("dtype=bfloat16", "total_images=64", "log_every_images=32",
-                                                   "checkpoint_every_images=64"), tmp_path)
+    _, result = gan_trainer.train_and_evaluate(_smoke("dtype=bfloat16", "total_images=64", "log_every_images=32",
+                                                      "checkpoint_every_images=64"), tmp_path)
     params = load_checkpoint(tmp_path / "export").params
     assert result["images_seen"] == 64 and all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
     assert all(np.isfinite(r["gan/D/loss"]) for r in _metrics(tmp_path / "metrics.jsonl"))
@@ -249,7 +249,7 @@ def test_nest_discriminator_hinge_and_the_fid_hook(tmp_path):
     config = load_config(f"{CONFIG}:smoke,disc=nest_disc_micro_32", [
         "loss.kind=hinge", "total_images=128", "log_every_images=32", "checkpoint_every_images=32",
         "fid.every_images=32", "keep_checkpoints=1", "async_checkpoints=False"])
-    result = gan_trainer.train_and_evaluate(config, tmp_path, fid_fn=fid_fn)
+    _, result = gan_trainer.train_and_evaluate(config, tmp_path, fid_fn=fid_fn)
     assert result["images_seen"] == 128 and result["fid/fd_nest"] == 6.0
     assert seen == [("generator", 32, 10), ("generator", 64, 10), ("generator", 96, 10), ("generator", 128, 10)]
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [4, 8]  # best, last

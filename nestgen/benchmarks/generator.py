@@ -41,16 +41,16 @@ def measure_sampling(name: str, batch: int, timing: dict, dtype: str = "float32"
 
 
 def measure_train_step(generator: str, discriminator: str, batch: int, timing: dict, dtype: str = "float32") -> dict:
-    from nestgen.training import gan_trainer
+    from nestgen.training import gan_steps, gan_trainer
     from nestgen.training.configs import load_config
 
     config = load_config(f"{CONFIG}:variant={generator},disc={discriminator}",
                          [f"global_batch={batch}", f"dtype={dtype}"])
     g_cfg, d_cfg = gan_trainer.model_configs(config)
-    g_opt, d_opt = gan_trainer.create_optimizers(config)
-    state = jax.jit(functools.partial(gan_trainer.init_state, g_cfg, d_cfg, g_opt, d_opt))(jax.random.key(0))
-    *_, step = gan_trainer.make_steps(g_cfg.build(DTYPES[dtype]), d_cfg.build(DTYPES[dtype]), g_opt, d_opt, config,
-                                      g_cfg.latent_dim)
+    g_opt, d_opt = gan_steps.create_optimizers(config)
+    state = jax.jit(functools.partial(gan_steps.init_state, g_cfg, d_cfg, g_opt, d_opt))(jax.random.key(0))
+    *_, step = gan_steps.make_steps(g_cfg.build(DTYPES[dtype]), d_cfg.build(DTYPES[dtype]), g_opt, d_opt, config,
+                                    g_cfg.latent_dim)
     step = jax.jit(step, static_argnums=3, donate_argnums=0)
     batch_data = {"images": jax.random.uniform(jax.random.key(1), (batch, g_cfg.image_size, g_cfg.image_size, 3),
                                                minval=-1, maxval=1), "labels": jnp.arange(batch) % 10}

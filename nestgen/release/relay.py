@@ -23,7 +23,8 @@ def export_generator(job_name: str, out: Path, *, root: Path, state_root: Path |
     from nestgen.convert.checkpoint import save_checkpoint
     from nestgen.data.sources import list_source_split
     from nestgen.training.configs import load_config
-    from nestgen.training.gan_trainer import create_optimizers, generator_checkpoint, init_state, validate
+    from nestgen.training.gan_steps import create_optimizers, init_state
+    from nestgen.training.gan_trainer import generator_checkpoint, validate
 
     job, directory = _committed(job_name, "gan", state_root or root / "relay")
     config = load_config(str(root / job.config))

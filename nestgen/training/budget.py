@@ -7,6 +7,11 @@ that training, the evaluations and the final save all end before the deadline (n
 length). If the machine slows down, the trainers stop early at the last moment that still leaves
 `reserve_seconds`, and save. A budget with `fit=False` (a leg of the CPU relay, scripts/relay.py) keeps the run's
 own schedule and only stops and saves at the deadline, so that legs add up to one run.
+
+The arithmetic lives here; a training loop only asks, after every step:
+  `seconds_per_step(...)` — the calibrated pace, once (then `fitted_steps` gives the run's length);
+  `refitted_steps(done, total)` — a shorter length when the pace observed since is slower;
+  `must_stop()` — only the reserve is left: save now.
 """
 
 from __future__ import annotations
@@ -67,6 +72,33 @@ class TimeBudget:
             wait()
             return (time.perf_counter() - self._clock[1]) / self.calibration_steps
         return None
+
+    def seconds_per_step(self, done: int, first: int, wait: Callable[[], object], *,
+                         steps_between_evaluations: float = 0.0) -> float | None:
+        """`time_steps` plus the periodic evaluations' cost: `eval_seconds` spread over the
+        `steps_between_evaluations` steps from one evaluation to the next (0: the run evaluates nothing on the way).
+        The pace in seconds per step that `fitted_steps` plans with, returned once; None at every other step."""
+        per_step = self.time_steps(done, first, wait)
+        if per_step and steps_between_evaluations:
+            per_step += self.eval_seconds / steps_between_evaluations
+        return per_step
+
+    def fitted_steps(self, done: int, seconds_per_step: float) -> int:
+        """`fit_steps` with one more evaluation's `eval_seconds` kept back (the last one, after the last step).
+
+        `done` is the steps the count includes: the classifier's schedule counts from step 0 (its steps done so
+        far), the GAN's length in images counts from where it is (0). Raises ValueError unless seconds_per_step > 0."""
+        return self.fit_steps(done, seconds_per_step, overhead_seconds=self.eval_seconds)
+
+    def refitted_steps(self, done: int, total: int) -> int | None:
+        """A shorter total step count when the pace observed since the calibration (evaluations, logging and a
+        busy machine included) would end `total` steps too late; None when `total` still fits, before the
+        calibration is over, and at the last step (`done` ≥ `total`)."""
+        observed = self.observed_seconds_per_step(done) if done < total else None
+        if not observed:
+            return None
+        fitted = self.fit_steps(done, observed)
+        return fitted if fitted < total else None
 
     def observed_seconds_per_step(self, done: int) -> float | None:
         """Wall seconds per step since the clock started, evaluations and logging included (None before)."""

@@ -5,16 +5,13 @@ label smoothing — on the device, rngs folded from the step), data parallel ove
 checkpoints with exact resume (of the same model, data, seed and batch: WORKDIR/run.json, run_record.py), metrics
 to TensorBoard / JSONL / console, a NaN guard, an optional wall-clock budget (`TimeBudget`), and the model
 exported as a nestgen checkpoint directory (`workdir/export`, rewritten at every checkpoint and at the end). A run
-on an in-memory split (folders, zips) never imports TensorFlow.
+on an in-memory split (folders, zips) never imports TensorFlow. The splits and their batches are
+classifier_data.py; the helpers of the loop that the GAN shares are loop.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,45 +23,33 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from nestgen import sharding
 from nestgen.convert.checkpoint import save_checkpoint
-from nestgen.convert.tree import check_tree, flatten, shapes, unflatten
-from nestgen.data import pipeline
 from nestgen.data.augment import AugmentConfig, augment_batch
-from nestgen.data.classes import ClassError, label_mapping
 from nestgen.data.mixing import MixConfig, mix_batch
 from nestgen.data.pipeline import HostSlice
-from nestgen.data.sources import SplitData, load_split, parse_data_spec, tf_dataset
+from nestgen.data.sources import parse_data_spec
 from nestgen.inference.sampling import check_seeds
 from nestgen.metrics.accuracy import evaluate_batches, make_eval_step
-from nestgen.models.nest import COMPUTE_DTYPES, Execution
 from nestgen.models.registry import get_config
 from nestgen.training import run_record
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
+from nestgen.training.classifier_data import Split, train_and_eval_splits
+from nestgen.training.loop import Throughput, TrainingDiverged, finite, itstime, mean_metrics, progress_bar
 from nestgen.training.metrics import MetricWriter
+from nestgen.training.networks import compute_dtype, execution, matching_params, params_fingerprint
 from nestgen.training.optim import create_optimizer, learning_rate, peak_learning_rate
-
-
-class TrainingDiverged(FloatingPointError):  # an ArithmeticError: the scripts report it as a user-facing failure
-    """The loss or the parameters became NaN/inf; the last good checkpoint is kept."""
 
 
 @flax.struct.dataclass
 class TrainState:
+    """The classifier's whole training state (all of it checkpointed): step int32 (), params, optimizer state."""
+
     step: jax.Array
     params: Any
     opt_state: Any
-
-
-def execution(config: ml_collections.ConfigDict) -> Execution:
-    """config.fused_attention and config.remat: how the network computes (never what)."""
-    for key in ("fused_attention", "remat"):
-        if not isinstance(config[key], bool):
-            raise ValueError(f"config.{key} must be True or False, got {config[key]!r}")
-    return Execution(fused_attention=config.fused_attention, remat=config.remat)
 
 
 def model_config(config: ml_collections.ConfigDict):
@@ -85,8 +70,7 @@ def validate(config: ml_collections.ConfigDict):
     if config.input.image_size != cfg.image_size:
         raise ValueError(f"config.input.image_size {config.input.image_size} differs from the model's "
                          f"{cfg.image_size}: set model.overrides.image_size or input.image_size")
-    if config.dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    compute_dtype(config)
     execution(config)
     MixConfig.from_dict(config.mixing)  # unknown or misspelt settings fail here
     AugmentConfig.from_dict(config.augment)
@@ -105,69 +89,7 @@ def validate(config: ml_collections.ConfigDict):
     return cfg
 
 
-def _eval_size(config) -> int:
-    """The size images are resized to (shorter side) before the centre image_size view is taken."""
-    return max(config.input.image_size, int(round(config.input.image_size / config.input.crop_pct)))
-
-
-@dataclasses.dataclass
-class _Split:
-    """A split held in memory (`SplitData`) or streamed (`tf_dataset`), with the matching batch iterators."""
-
-    class_names: list[str]
-    num_examples: int
-    description: str
-    memory: SplitData | None = None
-    stream: Any = None
-
-    def train_batches(self, config, start: int, total: int, host: HostSlice):
-        common = dict(global_batch=config.global_batch, seed=config.seed, start_step=start, num_steps=total,
-                      host=host)
-        if self.memory is not None:
-            return pipeline.train_batches(self.memory, **common)
-        return pipeline.stream_train_batches(
-            self.stream, self.num_examples, **common, image_size=config.input.image_size,
-            recipe=config.augment.recipe, crop_scale=tuple(config.augment.get("crop_scale", (0.08, 1.0))),
-            crop_ratio=tuple(config.augment.get("crop_ratio", (3 / 4, 4 / 3))),
-            shuffle_buffer=config.data.shuffle_buffer)
-
-    def eval_batches(self, config, host: HostSlice):
-        view = dict(image_size=config.input.image_size, mean=tuple(config.input.mean), std=tuple(config.input.std))
-        if self.memory is not None:
-            return pipeline.eval_batches(self.memory, batch_size=config.eval_batch, **view, host=host)
-        return pipeline.stream_eval_batches(self.stream, self.num_examples, batch_size=config.eval_batch,
-                                            crop_pct=config.input.crop_pct, **view, host=host)
-
-
-def _load(config, key: str) -> _Split:
-    data = config.data
-    spec, split, limit = data[key], data[f"{key}_split"], data[f"{key}_limit"]
-    if not data.get("streaming"):
-        size = config.input.image_size if key == "train" else _eval_size(config)
-        memory = load_split(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir, limit=limit,
-                            image_size=size)
-        return _Split(memory.class_names, len(memory), memory.description, memory=memory)
-    stream, num_examples, class_names = tf_dataset(spec, split, data_dir=data.data_dir, cache_dir=data.cache_dir)
-    if limit:
-        stream, num_examples = stream.take(limit), min(limit, num_examples)
-    return _Split(class_names, num_examples, f"{parse_data_spec(spec)}[{split}] (streamed)", stream=stream)
-
-
-def _data(config) -> tuple[_Split, _Split | None]:
-    """The train split and the eval split, whose labels are matched to the train split's classes by name."""
-    train = _load(config, "train")
-    evaluation = _load(config, "eval") if config.data.get("eval") else None
-    if evaluation is not None and evaluation.class_names != train.class_names:
-        if evaluation.memory is None:
-            label_mapping(evaluation.class_names, train.class_names, evaluation.description)  # unknown classes
-            raise ClassError(f"{evaluation.description} lists its classes differently from the training data "
-                             f"({train.description}); a streamed eval split must have the same class list")
-        memory = evaluation.memory.with_classes(train.class_names)
-        evaluation = _Split(memory.class_names, len(memory), memory.description, memory=memory)
-    return train, evaluation
-
-
-def run_description(config, cfg, train: _Split) -> dict[str, Any]:
+def run_description(config, cfg, train: Split) -> dict[str, Any]:
     """What this run is, for WORKDIR/run.json: a resume may change its recipe, never the rest (run_record.py)."""
     data = run_record.data_record(config.data.train, config.data.train_split, config.data.train_limit,
                                   train.num_examples, train.class_names)
@@ -217,24 +139,16 @@ def make_train_step(model, config, num_classes: int, augment):
     return step_fn
 
 
-def matching_params(given: Any, reference: Any, what: str = "initial parameters") -> Any:
-    """`given` (a parameter tree) as float32 numpy arrays, checked against `reference`'s names and shapes
-    (CheckpointError naming every missing, unexpected or misshapen parameter)."""
-    given_flat = flatten(given)
-    check_tree(shapes(given_flat), shapes(flatten(jax.device_get(reference))), what)
-    return unflatten({name: np.asarray(value, np.float32) for name, value in given_flat.items()})
-
-
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
                        budget: TimeBudget | None = None, initial_params: Any = None,
                        start_from: Callable[[TrainState], TrainState] | None = None,
                        on_checkpoint: Callable[[TrainState, int, dict[str, float]], None] | None = None,
-                       planned_schedule: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Train (or resume) in `workdir`; returns the final metrics and the export directory.
+                       planned_schedule: tuple[int, int] | None = None) -> tuple[TrainState, dict[str, Any]]:
+    """Train (or resume) in `workdir`; returns (the final state, the final metrics).
+
+    The state is the `TrainState` of the last step (replicated device arrays). The metrics: "step", "export" (the
+    directory of the exported model), "devices", "processes", "params_sha256" (the weights' fingerprint),
+    "images_seen", "eval_seconds" (the last periodic evaluation's) and the last "eval/…" values.
 
     With a `budget` the run's length (and its learning-rate schedule) is fitted to the time left after timing
     `budget.calibration_steps` steps; config.num_steps / num_epochs then only bound it from above.
@@ -249,7 +163,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     sharding.initialize_distributed()
     cfg = validate(config)
     host = HostSlice(jax.process_index(), jax.process_count())
-    train, evaluation = _data(config)
+    train, evaluation = train_and_eval_splits(config)
     if len(train.class_names) != cfg.num_classes:
         raise ValueError(f"the training data has {len(train.class_names)} classes but the model has "
                          f"{cfg.num_classes}: set model.overrides.num_classes={len(train.class_names)}")
@@ -261,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         warmup_steps, total_steps = int(planned_schedule[0]), int(planned_schedule[1])
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
-    model = cfg.build(COMPUTE_DTYPES[config.dtype], execution(config))
+    model = cfg.build(compute_dtype(config), execution(config))
 
     @functools.partial(jax.jit, out_shardings=replicated)
     def init_state(rng):
@@ -295,7 +209,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                          in_shardings=(replicated, sharding.batch_sharded(mesh), replicated, replicated),
                          out_shardings=(replicated, replicated), donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(model), out_shardings=replicated)
-    all_finite = jax.jit(_all_finite)
 
     def evaluate(params) -> dict[str, float]:
         result = evaluate_batches(eval_step, params, evaluation.eval_batches(config, host), mesh)
@@ -307,9 +220,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     schedule = schedule_array()
     base_rng = jax.random.key(config.seed + 1)
     batches = train.train_batches(config, start, total_steps, host)
-    progress = tqdm(total=total_steps, initial=start, unit="step", disable=jax.process_index() != 0,
-                    dynamic_ncols=True, desc="train", mininterval=0.1 if sys.stderr.isatty() else 30.0)
-    pending, eval_metrics, tick, last_good, eval_seconds = [], {}, time.perf_counter(), start, 0.0
+    progress = progress_bar(total_steps, start, desc="train", unit="step")
+    pending, eval_metrics, throughput, last_good, eval_seconds = [], {}, Throughput(), start, 0.0
     done = start
 
     def export_params(done: int, params, metrics: dict[str, float]) -> None:
@@ -320,44 +232,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                             metadata=export_metadata(config, train.description, done, metrics))
 
     try:
-        step = start
-        while step < total_steps:
+        while done < total_steps:
             batch = sharding.global_batch_array(next(batches), mesh)
             state, metrics = train_step(state, batch, base_rng, schedule)
             pending.append(metrics)
-            step = done = step + 1
+            done += 1
             progress.update(1)
-            per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
+            per_step = budget.seconds_per_step(
+                done, start, lambda s=state: jax.block_until_ready(s.step),  # with the evaluations' share:
+                steps_between_evaluations=config.eval_every_steps if evaluation is not None else 0) if budget else None
             if per_step:  # the compiled step is timed: fit the run to the budget
-                if evaluation is not None:  # the periodic evaluations' cost, spread over the steps between them
-                    per_step += budget.eval_seconds / config.eval_every_steps
-                fitted = budget.fit_steps(done, per_step, overhead_seconds=budget.eval_seconds)  # + the last one
-                total_steps = min(total_steps, fitted)  # never longer than the config's own length
+                total_steps = min(total_steps, budget.fitted_steps(done, per_step))  # ≤ the config's own length
                 warmup_steps = min(warmup_steps, total_steps // 10)  # a short run warms up for ≤ 10%
                 schedule = schedule_array()
                 batches = train.train_batches(config, done, total_steps, host)
                 progress.total = total_steps
                 writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_steps": total_steps,
                                     "budget/warmup_steps": warmup_steps})
-            out_of_time = budget is not None and budget.must_stop() and done < total_steps
-            if out_of_time:
+            if budget is not None and budget.must_stop() and done < total_steps:
                 progress.write(f"step {done}: the time budget is spent; stopping {total_steps - done} steps early")
                 total_steps = done
-            log_now = done % config.log_every_steps == 0 or done == total_steps
-            eval_now = evaluation is not None and (done % config.eval_every_steps == 0 or done == total_steps)
-            save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
+            log_now = itstime(done, config.log_every_steps, total_steps)
+            eval_now = evaluation is not None and itstime(done, config.eval_every_steps, total_steps)
+            save_now = itstime(done, config.checkpoint_every_steps, total_steps)
             if not (log_now or eval_now or save_now):
                 continue
             if pending:
-                averaged = {k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]}
-                if not all(math.isfinite(v) for v in averaged.values()) or not bool(all_finite(state.params)):
+                averaged = mean_metrics(pending)
+                if not finite(averaged, state.params):
                     raise TrainingDiverged(
                         f"training diverged by step {done} (loss {averaged['loss']}, grad norm "
                         f"{averaged['grad_norm']}); nothing was saved after step {last_good}, the last good "
                         f"checkpoint, in {checkpoints.directory}. Lower optim.base_lr or set optim.grad_clip_norm, "
                         "then resume from that checkpoint.")
-                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-                averaged["images_per_second"] = len(pending) * config.global_batch / max(elapsed, 1e-9)
+                averaged["images_per_second"] = throughput.images_per_second(len(pending) * config.global_batch)
                 writer.write(done, {f"train/{k}": v for k, v in averaged.items()})
                 progress.set_postfix(loss=f"{averaged['loss']:.4f}", img_s=f"{averaged['images_per_second']:.0f}")
                 pending = []
@@ -367,20 +275,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                 eval_seconds = time.perf_counter() - began
                 writer.write(done, eval_metrics)
                 progress.write(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()))
-                tick += eval_seconds  # images/s counts training time only
+                throughput.exclude(eval_seconds)  # images/s counts training time only
             if save_now:
                 checkpoints.save(done, state, metrics=eval_metrics if eval_now else None)
                 export_params(done, state.params, eval_metrics if eval_now else {})  # the latest model, loadable
                 last_good = done
                 if on_checkpoint is not None and jax.process_index() == 0:
                     on_checkpoint(jax.device_get(state), done, eval_metrics if eval_now else {})
-            observed = budget.observed_seconds_per_step(done) if budget and done < total_steps else None
-            if observed:  # slower than calibrated (evaluations, a busy machine): shorten the schedule so that
-                fitted = budget.fit_steps(done, observed)  # the cosine still ends in time
-                if fitted < total_steps:
-                    total_steps = progress.total = fitted
-                    schedule = schedule_array()
-                    writer.write(done, {"budget/refit_total_steps": total_steps})
+            refitted = budget.refitted_steps(done, total_steps) if budget else None
+            if refitted:  # slower than calibrated (evaluations, a busy machine): shorten the schedule so that
+                total_steps = progress.total = refitted  # the cosine still ends in time
+                schedule = schedule_array()
+                writer.write(done, {"budget/refit_total_steps": total_steps})
     finally:
         progress.close()
         checkpoints.close()
@@ -389,18 +295,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     params = jax.device_get(state.params)
     final_eval = eval_metrics or (evaluate(state.params) if evaluation is not None else {})
     export_params(done, params, final_eval)
-    return {"step": int(state.step), "export": workdir / "export", "devices": jax.device_count(),
-            "processes": jax.process_count(), "params_sha256": params_fingerprint(params),
-            "images_seen": int(state.step) * config.global_batch, "eval_seconds": eval_seconds, **final_eval}
-
-
-def params_fingerprint(params) -> str:
-    """sha256 of every parameter's float32 bytes in path order: equal fingerprints mean bitwise-equal models."""
-    digest = hashlib.sha256()
-    for path, value in sorted(flatten(params).items()):
-        digest.update(path.encode())
-        digest.update(np.ascontiguousarray(np.asarray(value, np.float32)).tobytes())
-    return digest.hexdigest()
+    return state, {"step": int(state.step), "export": workdir / "export", "devices": jax.device_count(),
+                   "processes": jax.process_count(), "params_sha256": params_fingerprint(params),
+                   "images_seen": int(state.step) * config.global_batch, "eval_seconds": eval_seconds, **final_eval}
 
 
 def preprocess_record(config) -> dict[str, Any]:

@@ -10,59 +10,37 @@ best EMA generator by FID to `export_best`). Images seen are counted in the stat
 resumed run changes its batch size, and no sample grid is ever written twice; a resume that changes the models,
 the data or the seed is refused before any checkpoint is read (WORKDIR/run.json, run_record.py). An optional
 wall-clock budget (`TimeBudget`) fits the run's length to the time left. Training data stays uint8 until the
-device; no TensorFlow.
+device; no TensorFlow. The update itself (`GanState`, the D and G steps, the EMA) is gan_steps.py; the helpers of
+the loop that the classifier shares are loop.py.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import flax
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-from tqdm import tqdm
 
 from nestgen import sharding
 from nestgen.convert.checkpoint import Checkpoint, save_checkpoint
-from nestgen.data.diffaugment import POLICIES, diff_augment
 from nestgen.data.pipeline import HostSlice, train_batches
 from nestgen.data.sources import load_split, parse_data_spec
 from nestgen.inference.sampling import W_AVG_KEY, check_seeds, grid, latents, save_png, to_uint8
-from nestgen.losses import LOSS_KINDS, discriminator_loss, generator_loss, r1_penalty
-from nestgen.models.generator import mix_levels
+from nestgen.losses import LOSS_KINDS
 from nestgen.models.registry import get_config
 from nestgen.training import run_record
 from nestgen.training.budget import TimeBudget
 from nestgen.training.checkpoints import TrainCheckpoints
-from nestgen.training.classifier_trainer import (
-    COMPUTE_DTYPES,
-    TrainingDiverged,
-    execution,
-    matching_params,
-    params_fingerprint,
-)
+from nestgen.training.gan_steps import GanState, augment_policy, create_optimizers, init_state, make_steps
+from nestgen.training.loop import Throughput, TrainingDiverged, finite, itstime, mean_metrics, progress_bar
 from nestgen.training.metrics import MetricWriter
-
-
-@flax.struct.dataclass
-class GanState:
-    step: jax.Array
-    g_params: Any
-    d_params: Any
-    g_ema: Any  # exponential moving average of g_params: what is sampled, evaluated and exported
-    g_opt: Any
-    d_opt: Any
-    w_avg: jax.Array  # (num_classes or 1, w_dim): tracked mean of w per class, the truncation centre
-    images_seen: jax.Array  # int32: real images shown to D so far (exact even if the batch size changed)
+from nestgen.training.networks import compute_dtype, execution, matching_params, params_fingerprint
 
 
 def model_configs(config: ml_collections.ConfigDict):
@@ -88,13 +66,6 @@ def model_configs(config: ml_collections.ConfigDict):
     return g_cfg, d_cfg
 
 
-def augment_policy(config) -> tuple[str, ...]:
-    policy = tuple(p.strip() for p in config.loss.diffaugment.split(",") if p.strip())
-    if unknown := [p for p in policy if p not in POLICIES]:
-        raise ValueError(f"config.loss.diffaugment: unknown operations {unknown}; known: {', '.join(POLICIES)}")
-    return policy
-
-
 def validate(config: ml_collections.ConfigDict):
     """Check everything that can be checked before loading data or compiling; returns (G config, D config)."""
     g_cfg, d_cfg = model_configs(config)
@@ -102,8 +73,7 @@ def validate(config: ml_collections.ConfigDict):
     if config.loss.kind not in LOSS_KINDS:
         raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
     augment_policy(config)
-    if config.dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"config.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.dtype!r}")
+    compute_dtype(config)
     execution(config)
     if config.loss.r1_every < 1 or config.loss.r1_gamma < 0 or config.loss.get("r2_gamma", 0.0) < 0:
         raise ValueError("config.loss.r1_every must be ≥ 1 and config.loss.r1_gamma, r2_gamma ≥ 0")
@@ -122,141 +92,6 @@ def validate(config: ml_collections.ConfigDict):
     if spec.kind in ("folder", "zip") and not Path(spec.target).exists():
         raise FileNotFoundError(f"config.data.train: {spec.target} does not exist")
     return g_cfg, d_cfg
-
-
-def ema_beta(images_seen: jax.Array, batch: int, half_life_images: float, rampup: float | None) -> jax.Array:
-    """Decay per step so the EMA halves every `half_life_images` images: β = 0.5 ** (batch / half-life).
-
-    With a ramp-up the half-life is at most `rampup` × images seen, so early weights are forgotten quickly."""
-    half_life = jnp.asarray(half_life_images, jnp.float32)
-    if rampup:
-        half_life = jnp.minimum(half_life, jnp.asarray(images_seen, jnp.float32) * rampup)
-    return jnp.power(0.5, batch / jnp.maximum(half_life, 1e-8))
-
-
-def ema_update(ema: Any, params: Any, beta: jax.Array) -> Any:
-    """ema ← params + β (ema − params)."""
-    return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
-
-
-def track_w_avg(w_avg: jax.Array, w: jax.Array, labels: jax.Array, beta: float) -> jax.Array:
-    """Move each class's mean of w toward the batch mean of that class (classes absent from the batch stay)."""
-    k = w_avg.shape[0]
-    onehot = jax.nn.one_hot(labels if k > 1 else jnp.zeros_like(labels), k, dtype=jnp.float32)  # (B, K)
-    counts = onehot.sum(0)[:, None]  # (K, 1)
-    means = (onehot.T @ w.astype(jnp.float32)) / jnp.maximum(counts, 1.0)  # (K, W)
-    return jnp.where(counts > 0, means + beta * (w_avg - means), w_avg)
-
-
-def make_steps(generator, discriminator, g_optimizer, d_optimizer, config, latent_dim: int):
-    """d_step(state, batch, rng, r1) and g_step(state, batch, rng): each updates only its own network."""
-    policy, kind, conditional = augment_policy(config), config.loss.kind, generator.config.conditional
-    r1_weight = config.loss.r1_gamma / 2 * config.loss.r1_every  # lazy regularisation: k× less often, k× heavier
-    r2_weight = config.loss.get("r2_gamma", 0.0) / 2 * config.loss.r1_every  # R2: the same on fakes (R3GAN)
-    mixing, num_levels = config.loss.get("level_mixing", 0.0), generator.config.num_levels
-
-    def generate(g_params, rng, labels):
-        """Fakes for `labels` (B,); with level mixing, a fraction of them take their fine levels from a second
-        latent (crossover level uniform in 1 … L-1). Returns images and the first latent's w."""
-        y = labels if conditional else None
-        if not mixing:
-            z = jax.random.normal(rng, (labels.shape[0], latent_dim))
-            images, aux = generator.apply({"params": g_params}, z, y)
-            return images, aux["w"]
-        z_rng, z2_rng, mix_rng, cross_rng = jax.random.split(rng, 4)
-        mapped = [generator.apply({"params": g_params}, jax.random.normal(k, (labels.shape[0], latent_dim)), y,
-                                  method="map") for k in (z_rng, z2_rng)]  # 2 × (B, W)
-        crossover = jax.random.randint(cross_rng, labels.shape, 1, num_levels)
-        crossover = jnp.where(jax.random.uniform(mix_rng, labels.shape) < mixing, crossover, 0)
-        per_level = mix_levels(mapped[0], mapped[1], crossover, num_levels)  # (B, L, W)
-        return generator.apply({"params": g_params}, per_level, method="synthesize"), mapped[0]
-
-    def score(d_params, rng, images, labels):
-        images = diff_augment(rng, images, policy)
-        return discriminator.apply({"params": d_params}, images, labels if conditional else None)[0]
-
-    def d_step(state: GanState, batch, rng, r1: bool):
-        z_rng, real_rng, fake_rng = jax.random.split(rng, 3)
-        labels = batch["labels"]
-        fake = jax.lax.stop_gradient(generate(state.g_params, z_rng, labels)[0])
-
-        def loss_fn(d_params):
-            real_scores = score(d_params, real_rng, batch["images"], labels)
-            fake_scores = score(d_params, fake_rng, fake, labels)
-            loss = discriminator_loss(real_scores, fake_scores, kind)
-            penalty = r1_penalty(lambda x: score(d_params, real_rng, x, labels), batch["images"]) if r1 else 0.0
-            penalty2 = r1_penalty(lambda x: score(d_params, fake_rng, x, labels), fake) if r1 and r2_weight else 0.0
-            total = loss + r1_weight * penalty + r2_weight * penalty2
-            return total, (loss, (penalty, penalty2), real_scores, fake_scores)
-
-        grads, (loss, (penalty, penalty2), real, fake_scores) = jax.grad(loss_fn, has_aux=True)(state.d_params)
-        updates, d_opt = d_optimizer.update(grads, state.d_opt, state.d_params)
-        metrics = {"gan/D/loss": loss, "gan/D/real_score": real.mean(), "gan/D/fake_score": fake_scores.mean(),
-                   "gan/D/grad_norm": optax.tree.norm(grads)}
-        if r1:
-            metrics["gan/D/r1"] = penalty
-        if r1 and r2_weight:
-            metrics["gan/D/r2"] = penalty2
-        return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), metrics
-
-    def g_step(state: GanState, batch, rng):
-        z_rng, fake_rng = jax.random.split(rng)
-        labels = batch["labels"]
-        real_scores = None
-        if kind == "relativistic":  # each fake is scored against a real image
-            real_scores = score(state.d_params, jax.random.fold_in(fake_rng, 1), batch["images"], labels)
-
-        def loss_fn(g_params):
-            fake, w = generate(g_params, z_rng, labels)
-            return generator_loss(score(state.d_params, fake_rng, fake, labels), kind, real_scores), w
-
-        (loss, w), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-        updates, g_opt = g_optimizer.update(grads, state.g_opt, state.g_params)
-        w_avg = track_w_avg(state.w_avg, jax.lax.stop_gradient(w), labels, config.w_avg_beta)
-        metrics = {"gan/G/loss": loss, "gan/G/grad_norm": optax.tree.norm(grads)}
-        return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
-                             w_avg=w_avg), metrics
-
-    def train_step(state: GanState, batch, base_rng, r1: bool):
-        """One iteration on a uint8 batch: x-flips (if configured), D step, G step, EMA update; step + 1."""
-        flip_rng, d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step), 3)
-        batch = {**batch, "images": real_images(flip_rng, batch["images"], config.data.xflip)}
-        state, d_metrics = d_step(state, batch, d_rng, r1)
-        state, g_metrics = g_step(state, batch, g_rng)
-        images_seen = state.images_seen + batch["images"].shape[0]
-        beta = ema_beta(images_seen, batch["images"].shape[0], config.ema.half_life_images, config.ema.rampup)
-        state = state.replace(step=state.step + 1, g_ema=ema_update(state.g_ema, state.g_params, beta),
-                              images_seen=images_seen)
-        return state, {**d_metrics, **g_metrics, "gan/G/ema_beta": beta}
-
-    return d_step, g_step, train_step
-
-
-def real_images(rng: jax.Array, images: jax.Array, xflip: bool) -> jax.Array:
-    """uint8 (B, H, W, 3) → float32 in [-1, 1], each image mirrored left-right with probability 1/2 if `xflip`."""
-    x = images.astype(jnp.float32) / 127.5 - 1.0
-    if not xflip:
-        return x
-    flip = jax.random.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))  # (B, 1, 1, 1)
-    return jnp.where(flip, x[:, :, ::-1], x)
-
-
-def create_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    adam = lambda lr: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)  # noqa: E731
-    return adam(config.optim.g_lr), adam(config.optim.d_lr)
-
-
-def init_state(g_cfg, d_cfg, g_optimizer, d_optimizer, rng: jax.Array) -> GanState:
-    g_rng, d_rng = jax.random.split(rng)
-    g_params = g_cfg.build().init(g_rng, *g_cfg.example_inputs())["params"]
-    d_params = d_cfg.build().init(d_rng, *d_cfg.example_inputs())["params"]
-    w_avg = jnp.zeros((max(g_cfg.num_classes, 1), g_cfg.w_dim), jnp.float32)
-    return GanState(jnp.zeros((), jnp.int32), g_params, d_params, g_params, g_optimizer.init(g_params),
-                    d_optimizer.init(d_params), w_avg, jnp.zeros((), jnp.int32))
-
-
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def grid_inputs(config, g_cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -310,8 +145,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        budget: TimeBudget | None = None, initial: dict[str, Any] | None = None,
                        start_from: Callable[[GanState], GanState] | None = None,
                        on_checkpoint: Callable[[GanState, int, dict[str, float]], None] | None = None,
-                       ) -> dict[str, Any]:
-    """Train (or resume) in `workdir`; returns the final metrics and the export directories.
+                       ) -> tuple[GanState, dict[str, Any]]:
+    """Train (or resume) in `workdir`; returns (the final state, the final metrics).
+
+    The state is the `GanState` of the last step (replicated device arrays: G, D, the EMA generator, their Adam
+    states, w_avg, images seen). The metrics: "step", "images_seen", "export" (the directory of the EMA generator;
+    the discriminator is beside it), "devices", "processes", the sha256 fingerprints "g_ema_sha256" and "d_sha256",
+    and the last "fid/…" values.
 
     `initial` ({"g_params", "d_params", "g_ema", "w_avg", "images_seen"}) starts from another run's networks with
     fresh optimizer states (scripts/campaign.py --resume); a workdir that holds checkpoints resumes from them.
@@ -335,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
     mesh = sharding.make_mesh()
     replicated = sharding.replicated(mesh)
-    dtype = COMPUTE_DTYPES[config.dtype]
+    dtype = compute_dtype(config)
     generator, discriminator = g_cfg.build(dtype, execution(config)), d_cfg.build(dtype, execution(config))
     g_optimizer, d_optimizer = create_optimizers(config)
     checkpoints = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
@@ -369,7 +209,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     train_step = jax.jit(step_fn, static_argnums=(3,), donate_argnums=(0,),
                          in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
                          out_shardings=(replicated, replicated))
-    all_finite = jax.jit(_all_finite)
     render = jax.jit(lambda params, z, y: generator.apply({"params": params}, z, y if g_cfg.conditional else None)[0])
     grid_z, grid_labels = grid_inputs(config, g_cfg)
     samples_dir = workdir / "samples"
@@ -407,48 +246,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
              "checkpoint": config.checkpoint_every_images, "fid": config.fid.every_images}
     seen = int(jax.device_get(state.images_seen))
     base_rng = jax.random.key(config.seed + 1)
-    progress = tqdm(total=total_images, initial=seen, unit="img", unit_scale=True,
-                    disable=jax.process_index() != 0, dynamic_ncols=True, desc="train GAN",
-                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
-    pending, fid_metrics, tick, last_good, best_fid = [], {}, time.perf_counter(), start, math.inf
-    step = done = start
+    progress = progress_bar(total_images, seen, desc="train GAN", unit="img", unit_scale=True)
+    pending, fid_metrics, throughput, last_good, best_fid = [], {}, Throughput(), start, math.inf
+    done = start
     try:
         while seen < total_images:
-            index = train_batches(data, global_batch=batch_size, seed=config.seed, start_step=step,
-                                  num_steps=step + 1, host=host)
+            index = train_batches(data, global_batch=batch_size, seed=config.seed, start_step=done,
+                                  num_steps=done + 1, host=host)
             batch = sharding.global_batch_array(next(index), mesh)
-            state, metrics = train_step(state, batch, base_rng, step % config.loss.r1_every == 0)
+            state, metrics = train_step(state, batch, base_rng, done % config.loss.r1_every == 0)
             pending.append(metrics)
-            before, seen, step = seen, seen + batch_size, step + 1
-            done = step
+            before, seen, done = seen, seen + batch_size, done + 1
             progress.update(batch_size)
-            per_step = budget.time_steps(done, start, lambda s=state: jax.block_until_ready(s.step)) if budget else None
-            if per_step:  # the compiled step is timed: fit the run to the budget
-                if every["fid"]:  # the periodic FID's cost, spread over the steps between evaluations
-                    per_step += budget.eval_seconds * batch_size / every["fid"]
-                steps_left = budget.fit_steps(0, per_step, overhead_seconds=budget.eval_seconds)  # + the last one
-                total_images = min(total_images, seen + steps_left * batch_size)  # ≤ the config's length
+            per_step = budget.seconds_per_step(
+                done, start, lambda s=state: jax.block_until_ready(s.step),  # with FID's share of the time:
+                steps_between_evaluations=every["fid"] / batch_size if every["fid"] else 0) if budget else None
+            if per_step:  # the compiled step is timed: fit the run, counted in images from here, to the budget
+                total_images = min(total_images, seen + budget.fitted_steps(0, per_step) * batch_size)  # ≤ config's
                 progress.total = total_images
                 writer.write(done, {"budget/seconds_per_step": per_step, "budget/total_images": total_images})
             if budget is not None and budget.must_stop() and seen < total_images:
                 progress.write(f"{seen} images: the time budget is spent; stopping {total_images - seen} images early")
                 total_images = seen
-            last = seen >= total_images
-            due = {k: bool(v) and (seen // v > before // v or last) for k, v in every.items()}
+            due = {k: itstime(seen, v, total_images, previous=before) for k, v in every.items()}
             if not any(due.values()):
                 continue
             if pending:
-                fetched = jax.device_get(pending)  # R1 appears only in the steps that computed it
-                averaged = {k: float(np.mean([m[k] for m in fetched if k in m])) for k in sorted(set().union(*fetched))}
-                if not all(math.isfinite(v) for v in averaged.values()) or not bool(all_finite(state.g_params)) \
-                        or not bool(all_finite(state.d_params)):
+                averaged = mean_metrics(pending)  # R1 appears only in the steps that computed it
+                if not finite(averaged, state.g_params, state.d_params):
                     raise TrainingDiverged(
                         f"GAN training diverged by step {done} (D loss {averaged['gan/D/loss']}, G loss "
                         f"{averaged['gan/G/loss']}); nothing was saved after step {last_good}, the last good "
                         f"checkpoint, in {checkpoints.directory}. Lower optim.g_lr / optim.d_lr or raise "
                         "loss.r1_gamma, then resume from that checkpoint.")
-                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-                averaged["gan/images_per_second"] = len(pending) * batch_size / max(elapsed, 1e-9)
+                averaged["gan/images_per_second"] = throughput.images_per_second(len(pending) * batch_size)
                 averaged["gan/images_seen"] = seen
                 writer.write(done, averaged)
                 progress.set_postfix(D=f"{averaged['gan/D/loss']:.3f}", G=f"{averaged['gan/G/loss']:.3f}")
@@ -463,7 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                 if fid_metrics and next(iter(fid_metrics.values())) < best_fid:  # the best EMA generator so far
                     best_fid = next(iter(fid_metrics.values()))
                     export("export_best", done, seen, fid_metrics, discriminator=False)
-                tick += time.perf_counter() - began  # images/s counts training time only
+                throughput.exclude(time.perf_counter() - began)  # images/s counts training time only
             if due["checkpoint"]:
                 best = {"fid/best_key": next(iter(fid_metrics.values()))} if due["fid"] and fid_metrics else None
                 checkpoints.save(done, state, metrics=best)
@@ -476,9 +307,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
         checkpoints.close()
         writer.close()
 
-    return {"step": int(state.step), "images_seen": int(jax.device_get(state.images_seen)),
-            "export": workdir / "export", "devices": jax.device_count(), "processes": jax.process_count(),
-            "g_ema_sha256": params_fingerprint(jax.device_get(state.g_ema)),
-            "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics,
-            "networks": {"g_params": jax.device_get(state.g_params), "d_params": jax.device_get(state.d_params),
-                         "w_avg": np.asarray(jax.device_get(state.w_avg))}}
+    metrics = {"step": int(state.step), "images_seen": int(jax.device_get(state.images_seen)),
+               "export": workdir / "export", "devices": jax.device_count(), "processes": jax.process_count(),
+               "g_ema_sha256": params_fingerprint(jax.device_get(state.g_ema)),
+               "d_sha256": params_fingerprint(jax.device_get(state.d_params)), **fid_metrics}
+    return state, metrics

@@ -203,11 +203,11 @@ def run_leg(job_name: str, seconds: float, *, root: Path, state_root: Path | Non
     if job.trainer == "classifier":
         from nestgen.training.classifier_trainer import train_and_evaluate
 
-        result = train_and_evaluate(config, workdir, budget=budget, start_from=resume, on_checkpoint=on_checkpoint)
+        _, result = train_and_evaluate(config, workdir, budget=budget, start_from=resume, on_checkpoint=on_checkpoint)
     else:
         from nestgen.training.gan_trainer import train_and_evaluate
 
-        result = train_and_evaluate(config, workdir, budget=budget, start_from=resume, on_checkpoint=on_checkpoint)
+        _, result = train_and_evaluate(config, workdir, budget=budget, start_from=resume, on_checkpoint=on_checkpoint)
     return {"job": job.name, **leg, "total_images": record.get("images_seen"), "hours": record.get("hours"),
             "result": {k: v for k, v in result.items() if isinstance(v, (int, float, str))}}
 
