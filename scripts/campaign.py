@@ -46,10 +46,11 @@ import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from nestgen.release import window  # noqa: E402  (the files that come back: light, no JAX)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"gan": ROOT / "configs" / "gan_cifar10.py", "classifier": ROOT / "configs" / "classifier_cifar10.py"}
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch.BACKEND_COMPILE_EVENT
-MAX_FILES, MAX_FILE_BYTES = 7, 16 * 2**20  # 8 files come back; the 8th is the benchmark's JSON
 
 
 def _unpack(archive: Path, into: Path) -> Path:
@@ -81,47 +82,6 @@ def _provenance(args, config, steps: int, images_seen: int, device_kind: str) ->
             "resumed_from": str(args.resume) if args.resume else None, "config": config.to_dict()}
 
 
-def _read_resume(directory: Path) -> tuple[dict, dict]:
-    """(flat float arrays, run record) of a returned folder's resume state."""
-    from nestgen.convert.shards import read_sharded
-
-    arrays, metadata = read_sharded(directory, "resume")
-    return arrays, json.loads(metadata.get("run", "{}"))
-
-
-def _release(directory: Path, out: Path, steps: int, weights_dtype: str = "float16",
-             evaluation: dict | None = None) -> None:
-    """Copy a nestgen checkpoint directory into `out` as config.json + model shards in `weights_dtype`; the shards
-    carry the step (so that shards of two different saves are told apart, nestgen.convert.shards) and, as JSON
-    under "evaluation", the metrics measured on these very weights."""
-    import numpy as np
-
-    from nestgen.convert.checkpoint import load_checkpoint
-    from nestgen.convert.shards import write_sharded
-    from nestgen.convert.tree import flatten
-
-    checkpoint = load_checkpoint(directory)
-    record = json.loads((directory / "config.json").read_text())
-    record["weights_dtype"] = weights_dtype
-    arrays = {k: np.asarray(v, weights_dtype) for k, v in flatten(checkpoint.params).items()}
-    metadata = {"format": "nestgen", "steps": str(steps)}
-    if evaluation is not None:
-        metadata["evaluation"] = json.dumps({**evaluation, "steps": steps})
-    write_sharded(out, "model", arrays, metadata=metadata)
-    _write_text(out / "config.json", json.dumps(record, indent=2) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")  # complete or absent, never half written
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def _copy_metrics(workdir: Path, out: Path) -> None:
-    if (workdir / "metrics.jsonl").is_file():
-        _write_text(out / "metrics.jsonl", (workdir / "metrics.jsonl").read_text())
-
-
 def _fitted_schedule(workdir: Path, steps: int) -> list[int]:
     """[warm-up, total] steps of the schedule the trainer fitted (metrics.jsonl), or [0, steps] before any fit."""
     warmup, total = 0, steps
@@ -141,14 +101,13 @@ def run_classifier(args, config, workdir: Path, budget, out: Path) -> dict:
     import jax
     import numpy as np
 
-    from nestgen.convert.shards import write_sharded
     from nestgen.convert.tree import unflatten
     from nestgen.training import relay_state
     from nestgen.training.classifier_trainer import train_and_evaluate
 
     initial, previous, start_from, plan, first_step = None, {}, None, None, 0
     if args.resume:
-        arrays, previous = _read_resume(args.resume)
+        arrays, previous = window.read_resume(args.resume)
         if previous.get("plan") and previous["steps"] < previous["plan"][1]:  # the planned schedule goes on
             plan, first_step = previous["plan"], int(previous["steps"])
             budget.fit = False  # keep the plan; stop (and save) at this window's deadline
@@ -172,12 +131,12 @@ def run_classifier(args, config, workdir: Path, budget, out: Path) -> dict:
         record["windows"] = int(previous.get("windows", 0)) + 1
         record["plan"] = plan or _fitted_schedule(workdir, steps)
         evaluation.update(metrics)
-        _release(workdir / "export", out, steps, evaluation=evaluation)
-        write_sharded(out, "resume", relay_state.encode(state), metadata={"run": json.dumps(record)})
-        _write_text(out / "eval.json", json.dumps({**evaluation, "steps": steps, **{k: record[k] for k in (
+        window.write_release(workdir / "export", out, steps, evaluation=evaluation)
+        window.write_resume(out, relay_state.encode(state), record)
+        window.write_text(out / "eval.json", json.dumps({**evaluation, "steps": steps, **{k: record[k] for k in (
             "job", "device_kind", "images_seen", "images_seen_total", "windows", "plan", "wall_seconds",
             "minutes_budget")}}, indent=2) + "\n")
-        _copy_metrics(workdir, out)
+        window.copy_metrics(workdir, out)
         last.update(record)
 
     _, result = train_and_evaluate(config, workdir, budget=budget, initial_params=initial, on_checkpoint=deliver,
@@ -189,7 +148,6 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
     import jax
     import numpy as np
 
-    from nestgen.convert.shards import write_sharded
     from nestgen.convert.tree import flatten, unflatten
     from nestgen.training.gan_trainer import train_and_evaluate
 
@@ -197,7 +155,7 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
     if args.resume:
         from nestgen.convert.shards import read_sharded
 
-        arrays, previous = _read_resume(args.resume)
+        arrays, previous = window.read_resume(args.resume)
         ema, _ = read_sharded(args.resume, "model")
         initial = {"g_params": unflatten({k[2:]: v for k, v in arrays.items() if k.startswith("g/")}),
                    "d_params": unflatten({k[2:]: v for k, v in arrays.items() if k.startswith("d/")}),
@@ -217,12 +175,12 @@ def run_gan(args, config, workdir: Path, budget, out: Path) -> dict:
         """At every checkpoint (the trainer has just exported it): the release (the EMA generator with the best
         FD_NesT so far, else the latest) and the resume state (G and D themselves, not the EMA, and the mean w)."""
         best = workdir / "export_best" if (workdir / "export_best").is_dir() else workdir / "export"
-        _release(best, out, steps)
+        window.write_release(best, out, steps)
         arrays = {f"g/{k}": np.asarray(v, np.float16) for k, v in flatten(state.g_params).items()}
         arrays |= {f"d/{k}": np.asarray(v, np.float16) for k, v in flatten(state.d_params).items()}
         arrays["w_avg"] = np.asarray(state.w_avg, np.float32)
-        write_sharded(out, "resume", arrays, metadata={"run": json.dumps(record_of(steps, int(state.images_seen)))})
-        _copy_metrics(workdir, out)
+        window.write_resume(out, arrays, record_of(steps, int(state.images_seen)))
+        window.copy_metrics(workdir, out)
         released["name"] = best.name
 
     _, result = train_and_evaluate(config, workdir, _guarded_fid(config), budget=budget, initial=initial,
@@ -254,28 +212,6 @@ def _guarded_fid(config):
             return {}
 
     return guarded
-
-
-def _kept(out: Path) -> str:
-    """'; OUT keeps the release of step 975 (config.json, …)' or '' when nothing was delivered yet."""
-    from nestgen.convert.shards import read_sharded
-
-    try:
-        _, metadata = read_sharded(out, "model")
-        steps = metadata.get("steps", "?")
-    except Exception:  # nothing delivered (or unreadable): say so
-        return f"; {out} holds no release"
-    return f"; {out} keeps the release of step {steps} ({', '.join(sorted(p.name for p in out.iterdir()))})"
-
-
-def check_outputs(out: Path) -> list[str]:
-    """Problems that would stop the folder from coming back whole: too many files, a file too large, subfolders."""
-    files = [p for p in out.rglob("*") if p.is_file()]
-    problems = [f"{len(files)} files, at most {MAX_FILES} come back"] if len(files) > MAX_FILES else []
-    problems += [f"{p.name} is {p.stat().st_size:,} bytes (at most {MAX_FILE_BYTES:,})"
-                 for p in files if p.stat().st_size > MAX_FILE_BYTES]
-    problems += [f"{p} is in a subfolder" for p in files if p.parent != out]
-    return problems
 
 
 def main(argv=None) -> int:
@@ -320,8 +256,8 @@ def main(argv=None) -> int:
     from nestgen.convert.shards import ShardError
     from nestgen.data.sources import DataError
     from nestgen.training.budget import TimeBudget
-    from nestgen.training.classifier_trainer import TrainingDiverged
     from nestgen.training.configs import load_config
+    from nestgen.training.loop import TrainingDiverged
 
     # scratch (the unpacked data, the run's own checkpoints) in memory where the machine has a tmpfs: unpacking and
     # deleting CIFAR-10's 60,000 files took 20 s + 1 s there against 75 s + 86 s on ext4
@@ -345,17 +281,17 @@ def main(argv=None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         run = run_gan if args.job == "gan" else run_classifier
         summary = run(args, config, scratch / "work", budget, args.out)
-        _copy_metrics(scratch / "work", args.out)  # the log of the whole window
+        window.copy_metrics(scratch / "work", args.out)  # the log of the whole window
     except (FileNotFoundError, KeyError, ValueError, DataError, ShardError, TrainingDiverged) as error:
-        print(f"error: {error}{_kept(args.out)}", file=sys.stderr)
+        print(f"error: {error}{window.kept(args.out)}", file=sys.stderr)
         return 2
     except Exception as error:  # an XLA or orbax failure: the traceback helps, and the last release stays
         traceback.print_exc()
-        print(f"error: {type(error).__name__}: {error}{_kept(args.out)}", file=sys.stderr)
+        print(f"error: {type(error).__name__}: {error}{window.kept(args.out)}", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    problems = check_outputs(args.out)
+    problems = window.check_outputs(args.out)
     summary = {k: v for k, v in summary.items() if k != "config"}
     summary["versions"] = versions
     summary["compilations"] = {"count": len(compiled), "seconds": round(sum(compiled), 1)}

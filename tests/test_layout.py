@@ -84,3 +84,10 @@ def test_scripts_are_entry_points_that_import_no_script_and_leave_sys_path_alone
                 raise AssertionError(f"{path} edits or reads sys.path")
             if isinstance(node, ast.Name) and node.id == "__import__":
                 raise AssertionError(f"{path} calls __import__")
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in [*(ROOT / "nestgen").rglob("*.py"), *(ROOT / "scripts").glob("*.py"),
+                                                 ROOT / "app.py"]
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
