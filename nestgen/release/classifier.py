@@ -20,6 +20,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from nestgen.release import add_source_arguments
 from nestgen.shipped import REPOSITORY as ROOT
 
 JPEG_NOTE = "on the shared JPEG-compressed CIFAR-10 test images, not the original binary release"
@@ -27,17 +28,10 @@ JPEG_NOTE = "on the shared JPEG-compressed CIFAR-10 test images, not the origina
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `scripts/package.py classifier`."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--export", help="the trainer's export directory")
-    source.add_argument("--relay", metavar="JOB", help="a CPU relay classifier job's committed state (relay/JOB)")
-    parser.add_argument("--state-dir", type=Path, default=None, help="with --relay: where the states live "
-                        "(default: relay/)")
-    parser.add_argument("--output", required=True)
+    add_source_arguments(parser, "the trainer's export directory",
+                         "a CPU relay classifier job's committed state (relay/JOB)")
     parser.add_argument("--data", default="zip:../shared/data/cifar10-test.zip")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--hardware", help="with --export: the machine that trained it")
-    parser.add_argument("--train-time", help="with --export: how long it trained")
-    parser.add_argument("--train-command", help="with --export: the command that trained it")
     parser.add_argument("--title", default="NesT CIFAR-10 classifier")
     parser.add_argument("--note", default="", help="a paragraph for the card (e.g. 'CPU-trained stand-in')")
 

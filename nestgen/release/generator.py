@@ -23,6 +23,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from nestgen.release import add_source_arguments
 from nestgen.shipped import FD_FEATURES
 from nestgen.shipped import REPOSITORY as ROOT
 
@@ -31,18 +32,11 @@ DEFAULT_REFERENCE = "zip:../shared/data/cifar10-test.zip@test"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `scripts/package.py generator`."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--export", help="the GAN trainer's export directory (EMA generator)")
-    source.add_argument("--relay", metavar="JOB", help="a CPU relay GAN job's committed state (relay/JOB)")
-    parser.add_argument("--state-dir", type=Path, default=None, help="with --relay: where the states live "
-                        "(default: relay/)")
-    parser.add_argument("--output", required=True)
+    add_source_arguments(parser, "the GAN trainer's export directory (EMA generator)",
+                         "a CPU relay GAN job's committed state (relay/JOB)")
     parser.add_argument("--reference", default=DEFAULT_REFERENCE)
     parser.add_argument("--features", default=FD_FEATURES)
     parser.add_argument("--num", type=int, default=2000, help="samples for FD_NesT (the regression test uses 2,000)")
-    parser.add_argument("--hardware", help="with --export: the machine that trained it")
-    parser.add_argument("--train-time", help="with --export: how long it trained")
-    parser.add_argument("--train-command", help="with --export: the command that trained it")
     parser.add_argument("--title", default="NesT GAN, class-conditional CIFAR-10")
     parser.add_argument("--note", default="")
 
