@@ -91,3 +91,11 @@ def test_no_module_over_400_lines():
                                                  ROOT / "app.py"]
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_the_repository_root_is_named_in_one_place():
+    """Library code that needs the checkout (configs, examples, the shipped models) takes nestgen.shipped.REPOSITORY:
+    a module that counts `parents[...]` of its own file breaks when it moves (the benchmarks did)."""
+    counting = [str(p.relative_to(ROOT)) for p in (ROOT / "nestgen").rglob("*.py")
+                if p.name != "shipped.py" and ("__file__).resolve().parent" in p.read_text())]
+    assert not counting, counting

@@ -22,11 +22,12 @@ import numpy as np
 from nestgen.convert.checkpoint import load_checkpoint
 from nestgen.data.synthetic import SHAPES, colour_histogram_distance, coloured_shapes, write_image_folder
 from nestgen.inference.sampling import GeneratorSampler
+from nestgen.shipped import REPOSITORY  # benchmarks run in a checkout
 from nestgen.training.configs import load_config
 from nestgen.training.gan_steps import create_optimizers, init_state
 from nestgen.training.gan_trainer import generator_checkpoint, model_configs
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gan_cifar10.py"
+CONFIG = REPOSITORY / "configs" / "gan_cifar10.py"
 
 
 def toy_config(data_root: Path, seed: int, steps: int, batch: int = 32):

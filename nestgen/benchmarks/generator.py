@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +22,9 @@ import jax.numpy as jnp
 from nestgen.benchmarks.timing import flops, machine, throughput
 from nestgen.models.nest import COMPUTE_DTYPES as DTYPES
 from nestgen.models.registry import get_config, init_params
+from nestgen.shipped import REPOSITORY  # benchmarks run in a checkout
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gan_cifar10.py"
+CONFIG = REPOSITORY / "configs" / "gan_cifar10.py"
 
 
 def measure_sampling(name: str, batch: int, timing: dict, dtype: str = "float32") -> dict:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-test.zip"
+from nestgen.shipped import REPOSITORY  # benchmarks run in a checkout
+
+REAL = REPOSITORY.parent / "shared" / "data" / "cifar10-test.zip"
 
 
 def real_images(source: Path, num: int, class_names: list[str], size: int) -> tuple[np.ndarray, list[int]]:
