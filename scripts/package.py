@@ -1,4 +1,4 @@
-"""Turn a trained model into a release checkpoint with its model card: one command, three sources.
+r"""Turn a trained model into a release checkpoint with its model card: one command, three sources.
 
   python scripts/package.py classifier --relay classifier --output checkpoints/classifier-cifar10-nest_mini_32
   python scripts/package.py classifier --export WORKDIR/export --output DIR --hardware … --train-time … \

@@ -1,4 +1,4 @@
-"""Forward and train-step throughput of nestgen's NesT, against timm's PyTorch NesT of the same shape on CPUs.
+r"""Forward and train-step throughput of nestgen's NesT, against timm's PyTorch NesT of the same shape on CPUs.
 
   python scripts/benchmark.py classifier --variant nest_tiny_s16_32 --batch 64 [--json]          # CPU vs timm
   python scripts/benchmark.py classifier --variant nest_tiny_s16_32 --batch 256 --dtype bfloat16 \

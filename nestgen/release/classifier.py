@@ -1,4 +1,4 @@
-"""Turn a trained classifier export into a release checkpoint with a model card.
+r"""Turn a trained classifier export into a release checkpoint with a model card.
 
   python scripts/package.py classifier --export runs/cpu-micro/export \
       --output checkpoints/classifier-cifar10-nest_micro_32 --hardware "2-core x86_64 CPU" --train-time "38 min" \

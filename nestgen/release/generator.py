@@ -1,4 +1,4 @@
-"""Turn a trained GAN (its EMA generator) into a release checkpoint with a model card and a sample grid.
+r"""Turn a trained GAN (its EMA generator) into a release checkpoint with a model card and a sample grid.
 
   python scripts/package.py generator --export runs/gan-cpu/export \
       --output checkpoints/gan-cifar10-nest_gen_micro_32_cond --hardware "2-core x86_64 CPU" --train-time "..." \
