@@ -15,6 +15,13 @@ _XLA_CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkd
 if _XLA_CACHE:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# One data and FID-reference cache for the test session too (every worker and every script it starts): the shared
+# CIFAR-10 zips are decoded, and their FD_NesT statistics computed, once per run instead of once per test module,
+# as on a fresh CI machine; the user's ~/.cache/nestgen is neither read nor written. Tests of the cache itself
+# pass their own cache_dir.
+_DATA_CACHE = None if "NESTGEN_CACHE" in os.environ else tempfile.mkdtemp(prefix="nestgen-test-cache-")
+if _DATA_CACHE:
+    os.environ["NESTGEN_CACHE"] = _DATA_CACHE
 
 # torchvision (timm's dependency, the parity reference) aborts the process with an LLVM "option registered more
 # than once" error when it is imported after TensorFlow; imported first, both work. Tests of both live in one run.
@@ -50,5 +57,6 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _XLA_CACHE:
-        shutil.rmtree(_XLA_CACHE, ignore_errors=True)
+    for made in (_XLA_CACHE, _DATA_CACHE):
+        if made:
+            shutil.rmtree(made, ignore_errors=True)

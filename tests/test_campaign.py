@@ -78,8 +78,8 @@ def test_time_budget_fits_the_steps_to_the_time_left():
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    """One data cache for the module: the training zip is unpacked and decoded once, outside the budgets."""
-    cache = tmp_path_factory.mktemp("nestgen-cache")
+    """The session's data cache (conftest), with the training and test zips decoded before any budget starts."""
+    cache = Path(os.environ["NESTGEN_CACHE"])
     env = dict(os.environ, NESTGEN_CACHE=str(cache), JAX_PLATFORMS="cpu")
     code = ("from nestgen.data.sources import load_split\n"
             "for split, spec in (('train', 'cifar10-train'), ('test', 'cifar10-test')):\n"

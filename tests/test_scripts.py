@@ -247,7 +247,7 @@ def test_window_benchmark_keeps_finished_rows_when_cut_short_and_honours_its_tim
     out = tmp_path / "benchmark.json"
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "window", "--out", str(out), "--small",
                "--dtype", "float32", "--batch", "8", "--big-batch", "4", "--rows", "classifier"]
-    process = subprocess.Popen([*command, "--min-seconds", "30"], cwd=ROOT, stdout=subprocess.PIPE,
+    process = subprocess.Popen([*command, "--min-seconds", "5"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 400

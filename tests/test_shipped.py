@@ -22,11 +22,10 @@ def shipped():
     return load_checkpoint(default_classifier())
 
 
-def test_shipped_classifier_scores_its_model_card_on_the_fixed_slice(shipped, tmp_path_factory, monkeypatch):
+def test_shipped_classifier_scores_its_model_card_on_the_fixed_slice(shipped, monkeypatch):
     monkeypatch.chdir(ROOT)
     card = shipped.metadata["model_card"]
-    result = evaluate_checkpoint(shipped, TEST_ZIP, "test", limit=1000,
-                                 cache_dir=tmp_path_factory.mktemp("cache"))
+    result = evaluate_checkpoint(shipped, TEST_ZIP, "test", limit=1000)  # the session's cache (conftest)
     assert result["count"] == 1000
     assert result["top1"] == pytest.approx(card["test_top1_first_1000"], abs=0.002)  # ≤ 2 images of float noise
     readme = (default_classifier() / "README.md").read_text()
@@ -80,7 +79,7 @@ def test_shipped_generator_is_deterministic_per_seed_and_class(shipped_generator
     assert len(shipped_generator.metadata["w_avg"]) == 10 and shipped_generator.class_names[7] == "horse"
 
 
-def test_shipped_generator_scores_its_model_card(shipped_generator, tmp_path, monkeypatch):
+def test_shipped_generator_scores_its_model_card(shipped_generator, monkeypatch):
     """FD_NesT of 2,000 samples against the test images, as the model card measured it (a regression test)."""
     from nestgen.inference.sampling import GeneratorSampler
     from nestgen.metrics import fid
@@ -89,7 +88,7 @@ def test_shipped_generator_scores_its_model_card(shipped_generator, tmp_path, mo
     card = shipped_generator.metadata["model_card"]
     assert card["protocol"]["num_samples"] == 2000 and card["metric"].startswith("FD_NesT[")
     result = fid.evaluate(GeneratorSampler(shipped_generator, batch_size=100), DEFAULT_REFERENCE, 2000,
-                          features=FD_FEATURES, batch_size=100, cache_dir=tmp_path, verbose=False)
+                          features=FD_FEATURES, batch_size=100, verbose=False)
     assert result.label == card["metric"]
     assert result.metrics["fd_nest"] == pytest.approx(card["fd_nest"], rel=0.02)  # float noise across machines
     readme = (shipped_generator.path / "README.md").read_text()
