@@ -77,7 +77,7 @@ def test_time_budget_fits_the_steps_to_the_time_left():
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
+def cache() -> Path:
     """The session's data cache (conftest), with the training and test zips decoded before any budget starts."""
     cache = Path(os.environ["NESTGEN_CACHE"])
     env = dict(os.environ, NESTGEN_CACHE=str(cache), JAX_PLATFORMS="cpu")
