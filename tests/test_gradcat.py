@@ -1,5 +1,6 @@
 """GradCAT: the tree traversal, its gradients, results as data, rendering and the explain script."""
 
+import functools
 import json
 import subprocess
 import sys
@@ -157,8 +158,8 @@ def test_gradcat_leaf_finds_a_planted_pattern_in_a_trained_nest():
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
 
-    @jax.jit
-    def step(params, opt_state, x, y):
+    @functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 3})  # 150 steps: run-bound,
+    def step(params, opt_state, x, y):  # so XLA's full optimisation, not the tests' level 0 (conftest)
         def loss(p):
             return optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, x)[0], y).mean()
 
