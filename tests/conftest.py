@@ -15,14 +15,35 @@ _XLA_CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkd
 if _XLA_CACHE:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-# XLA's CPU backend at optimisation level 0 for the tests and the scripts they start: most tests run a few steps
-# of many small programs, so compiling is most of their time (measured: the smoke GAN's steps compile in 4-6 s
-# instead of 6-12 s; its 20 steps run in 0.4 s instead of 0.2 s). What runs long (the shipped generator's FD_NesT,
-# packaging, the campaign's budgeted windows) runs in scripts without this flag, or jits with compiler_options
-# {"xla_backend_optimization_level": 3}. Set NESTGEN_TEST_XLA_OPT=1 to test at the full level.
-LEVEL_0 = "--xla_backend_optimization_level=0"
-if os.environ.get("NESTGEN_TEST_XLA_OPT") != "1" and LEVEL_0 not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LEVEL_0}".strip()
+# XLA's CPU backend at optimisation level 0, and its older kernel emitters, for the tests and the scripts they
+# start: most tests run a few steps of many small programs, so compiling is most of their time (measured on the
+# smoke GAN: its steps compile in 3-3.5 s instead of 5-12 s at the defaults; its 20 steps run in 0.4-0.6 s instead
+# of 0.2-0.3 s; the kernel emitters alone take 35-45% off compiling at level 0). What runs long (the shipped
+# generator's FD_NesT, packaging, the campaign's budgeted windows) runs in scripts without these flags, or jits with
+# compiler_options that restore XLA's defaults. Set NESTGEN_TEST_XLA_OPT=1 to test at XLA's defaults.
+TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+
+
+def _known_to_xla(flag: str) -> bool:
+    """An XLA flag this jaxlib knows (an unknown one aborts every process that starts XLA): tried once, in a
+    subprocess; the workers and scripts inherit the result in XLA_FLAGS."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": flag, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env=env, capture_output=True,
+                          timeout=120).returncode == 0
+
+
+if os.environ.get("NESTGEN_TEST_XLA_OPT") != "1":
+    _flags = os.environ.get("XLA_FLAGS", "").split()
+    _added = [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in {g.split("=")[0] for g in _flags}]
+    _flags += [f for f in _added if f == TEST_XLA_FLAGS[0] or _known_to_xla(f)]
+    os.environ["XLA_FLAGS"] = " ".join(_flags)
+    # the tests' own flags, for the tests that build a script's XLA_FLAGS
+    os.environ["NESTGEN_TEST_XLA_FLAGS"] = " ".join(f for f in _flags if f.split("=")[0] in
+                                                    {t.split("=")[0] for t in TEST_XLA_FLAGS})
+
 # One data and FID-reference cache for the test session too (every worker and every script it starts): the shared
 # CIFAR-10 zips are decoded, and their FD_NesT statistics computed, once per run instead of once per test module,
 # as on a fresh CI machine; the user's ~/.cache/nestgen is neither read nor written. Tests of the cache itself

@@ -158,8 +158,10 @@ def test_gradcat_leaf_finds_a_planted_pattern_in_a_trained_nest():
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
 
-    @functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 3})  # 150 steps: run-bound,
-    def step(params, opt_state, x, y):  # so XLA's full optimisation, not the tests' level 0 (conftest)
+    # 150 steps: run-bound, so XLA's defaults, not the tests' flags (conftest)
+    @functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 3,
+                                                  "xla_cpu_use_fusion_emitters": True})
+    def step(params, opt_state, x, y):
         def loss(p):
             return optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, x)[0], y).mean()
 

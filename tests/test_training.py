@@ -28,12 +28,11 @@ def _train_command(workdir: Path, cache: Path, *extra: str) -> list[str]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """The scripts' environment: none of the user's XLA flags, but the tests' optimisation level (conftest), so
-    that a script's numbers can be compared with this process's."""
+    """The scripts' environment: none of the user's XLA flags, but the tests' (conftest), so that a script's
+    numbers can be compared with this process's."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    level = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.startswith("--xla_backend_optimization_level")]
     env.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2", **extra)
-    env["XLA_FLAGS"] = " ".join([*level, *env.get("XLA_FLAGS", "").split()])
+    env["XLA_FLAGS"] = " ".join([os.environ.get("NESTGEN_TEST_XLA_FLAGS", ""), env.get("XLA_FLAGS", "")]).strip()
     return env
 
 
