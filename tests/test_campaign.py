@@ -137,9 +137,11 @@ def cache() -> Path:
 
 def test_classifier_dry_run_resume_and_package_without_tensorflow(tmp_path, cache):
     """--smoke: the first window asks for far more steps than 75 seconds hold, so the budget decides its length
-    and the cosine runs down inside it; a second window resumes it; the packaging command ships the result."""
+    and the cosine runs down inside it; a second window resumes it; the packaging command ships the result. With
+    the tests' XLA flags (conftest): at XLA's defaults, compiling took the whole window on a machine loaded by three
+    test workers."""
     first = _campaign("--job", "classifier", "--minutes", "1.25", "--out", str(tmp_path / "w1"), "--smoke", "--set",
-                      "num_steps=1000000", cache=cache)
+                      "num_steps=1000000", cache=cache, level_0=True)
     _within_limits(tmp_path / "w1")
     names = set(first["files"])
     assert {"config.json", "metrics.jsonl", "eval.json"} <= names and first["problems"] == [] and len(names) <= 7
@@ -158,7 +160,7 @@ def test_classifier_dry_run_resume_and_package_without_tensorflow(tmp_path, cach
     assert lr[-1] < 0.1 * max(lr)  # the cosine ran down to (nearly) zero inside the budget
 
     second = _campaign("--job", "classifier", "--minutes", "4", "--out", str(tmp_path / "w2"), "--smoke", "--resume",
-                       str(tmp_path / "w1"), cache=cache)
+                       str(tmp_path / "w1"), cache=cache, level_0=True)
     _resumed_and_packaged(tmp_path, first, second, cache, ["--data", f"zip:{cache / SMALL_CIFAR}"])
 
 
