@@ -19,8 +19,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # start: most tests run a few steps of many small programs, so compiling is most of their time (measured on the
 # smoke GAN: its steps compile in 3-3.5 s instead of 5-12 s at the defaults; its 20 steps run in 0.4-0.6 s instead
 # of 0.2-0.3 s; the kernel emitters alone take 35-45% off compiling at level 0). What runs long (the shipped
-# generator's FD_NesT, packaging, the campaign's budgeted windows) runs in scripts without these flags, or jits with
-# compiler_options that restore XLA's defaults. Set NESTGEN_TEST_XLA_OPT=1 to test at XLA's defaults.
+# generator's FD_NesT, packaging) runs in scripts without these flags, or jits with compiler_options that restore
+# XLA's defaults (GradCAT's planted-pattern training). Set NESTGEN_TEST_XLA_OPT=1 to test at XLA's defaults.
 TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
 
 
