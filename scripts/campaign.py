@@ -4,6 +4,7 @@
   python3 scripts/campaign.py --job classifier --minutes 7.5 --out $OUT --data .data/cifar10.tar.xz --resume prev/
   python3 scripts/campaign.py --job gan --minutes 1 --out /tmp/dry --smoke             # the CPU dry run
   python3 scripts/campaign.py --job gan --minutes 4 --out /tmp/reh --rehearse          # the H200 preset, shrunk
+  python scripts/rehearse_window.py                         # the README's window block in the lease's environment
 
 Trains the job's GPU configuration (configs/gan_cifar10.py:h200, configs/classifier_cifar10.py:h200; `:smoke`
 with --smoke, `:h200,shrink` with --rehearse) until M minutes after this process started, compile time included:
@@ -47,6 +48,7 @@ import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from nestgen.release import window  # noqa: E402  (the files that come back: light, no JAX)
+from nestgen.release.rehearsal import ENV_VARIABLE as REHEARSAL  # noqa: E402  (light, no JAX)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"gan": ROOT / "configs" / "gan_cifar10.py", "classifier": ROOT / "configs" / "classifier_cifar10.py"}
@@ -55,8 +57,12 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatc
 
 def _unpack(archive: Path, into: Path) -> Path:
     """A .tar.xz / .tar.gz / .tar of `<split>/<class>/<image>` folders, unpacked safely (no links, no escapes)."""
+    began = time.perf_counter()
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
+    files = sum(1 for p in into.rglob("*") if p.is_file())
+    print(f"data: {archive} unpacked into {into} ({files} files) in {time.perf_counter() - began:.1f} s",
+          file=sys.stderr, flush=True)
     return into
 
 
@@ -79,6 +85,7 @@ def _provenance(args, config, steps: int, images_seen: int, device_kind: str) ->
     return {"job": args.job, "minutes_budget": args.minutes, "wall_seconds": round(time.monotonic() - STARTED, 1),
             "device_kind": device_kind, "images_seen": int(images_seen), "steps": int(steps),
             "command": " ".join(["python3", "scripts/campaign.py", *sys.argv[1:]]),
+            "rehearsal": f"{REHEARSAL}={os.environ[REHEARSAL]}" if os.environ.get(REHEARSAL) else None,
             "resumed_from": str(args.resume) if args.resume else None, "config": config.to_dict()}
 
 
@@ -214,6 +221,21 @@ def _guarded_fid(config):
     return guarded
 
 
+def _remove_scratch_of_killed_windows(root: Path) -> None:
+    """A window killed outright (SIGKILL, the lease's end) leaves its scratch behind, in memory on a tmpfs:
+    remove the scratch folders (nestgen-campaign-JOB-PID-*) whose process is gone."""
+    for folder in root.glob("nestgen-campaign-*-*-*"):
+        pid = folder.name.split("-")[3]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", required=True, choices=sorted(CONFIGS))
@@ -232,6 +254,16 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     args = parser.parse_args(argv)
 
+    rehearsal = os.environ.get(REHEARSAL)  # set by scripts/rehearse_window.py, never on the lease machine
+    if rehearsal:
+        try:
+            args.minutes, args.rehearse = float(rehearsal), True
+        except ValueError:
+            print(f"error: {REHEARSAL}={rehearsal!r}: give the rehearsal's minutes (e.g. 3), or unset it",
+                  file=sys.stderr)
+            return 2
+        print(f"rehearsal ({REHEARSAL}): the H200 preset shrunk (--rehearse) for {args.minutes:g} minutes",
+              file=sys.stderr, flush=True)
     if not 0 < args.minutes <= 600:
         print(f"error: --minutes must be in (0, 600], got {args.minutes}", file=sys.stderr)
         return 2
@@ -262,8 +294,9 @@ def main(argv=None) -> int:
     # scratch (the unpacked data, the run's own checkpoints) in memory where the machine has a tmpfs: unpacking and
     # deleting CIFAR-10's 60,000 files took 20 s + 1 s there against 75 s + 86 s on ext4
     shm = Path("/dev/shm")
-    scratch = Path(tempfile.mkdtemp(prefix=f"nestgen-campaign-{args.job}-",
-                                    dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    scratch_root = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    _remove_scratch_of_killed_windows(scratch_root)
+    scratch = Path(tempfile.mkdtemp(prefix=f"nestgen-campaign-{args.job}-{os.getpid()}-", dir=scratch_root))
     budget, compiled = None, []
     import jax
 

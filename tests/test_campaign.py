@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -265,6 +266,15 @@ def test_a_window_killed_after_its_first_evaluation_leaves_a_loadable_release(tm
     run = json.loads(read_sharded(out, "resume")[1]["run"])
     evaluation = json.loads((out / "eval.json").read_text())
     assert {run["steps"], evaluation["steps"]} <= {steps, steps - 10} and "eval/top1" in evaluation
+    # its scratch (on a tmpfs: memory) outlived it; the next window's start removes it
+    shm = Path("/dev/shm")
+    root = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    left = list(root.glob(f"nestgen-campaign-classifier-{process.pid}-*"))
+    assert len(left) == 1
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "campaign.py"), "--job", "classifier",
+                             "--minutes", "1", "--out", str(tmp_path / "next"), "--data", str(tmp_path / "no.zip")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "no.zip: no such file" in result.stderr and not left[0].exists()
 
 
 def jax_leaves(tree):
