@@ -7,8 +7,9 @@ with the campaign and the benchmark at CPU size (nestgen/release/rehearsal.py sa
 
 Builds (once) a virtual environment at --env, the README's `.data` and `.whl` where missing, a copy of what a
 device call carries, runs the window block there with $OUT = --out, and prints a JSON summary: the seconds of every
-stage, the versions, the campaign's summary (seconds to the first compiled steps, compilations), the benchmark's
-rows and any breach of the lease's limits. Exit 0 when the window ran and its files fit, 1 otherwise.
+stage, the versions, the campaign's summary (seconds to the first compiled steps, compilations), its evaluations
+(FD_NesT with its seconds), the benchmark's rows and any breach of the lease's limits. Exit 0 when the window
+ran and its files fit, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def main(argv=None) -> int:
         summary["campaign"] = campaign and {k: campaign.get(k) for k in (
             "job", "steps", "images_seen", "wall_seconds", "seconds_to_first_steps", "compilations", "release",
             "files", "problems") if k in campaign} | {k: v for k, v in campaign.items() if k.startswith("fid/")}
+        log = out / "metrics.jsonl"
+        summary["evaluations"] = [{k: v for k, v in record.items() if k.startswith(("fid/", "eval/"))}
+                                  | {"seconds": record.get("gan/fid_seconds"), "step": record["step"]}
+                                  for record in map(json.loads, log.read_text().splitlines() if log.is_file() else [])
+                                  if any(k.startswith(("fid/", "eval/")) for k in record)]
         benchmark = json.loads((out / "benchmark.json").read_text()) if (out / "benchmark.json").is_file() else None
         summary["benchmark"] = benchmark and {"rows": [r["row"] + (f" {r['variant']}" if "variant" in r else "")
                                                        for r in benchmark["rows"]],
