@@ -2,7 +2,7 @@
 environment (Python 3.12, its library versions, the carried wheels and data; no TensorFlow, torch or Gradio),
 with the campaign and the benchmark at CPU size (nestgen/release/rehearsal.py says what it proves and what not).
 
-  python scripts/rehearse_window.py                                     # python3.12 from PATH, 3 minutes
+  python scripts/rehearse_window.py                                     # python3.12 (PATH, pyenv), 3 minutes
   python scripts/rehearse_window.py --python ~/.pyenv/versions/3.12.1/bin/python3.12 --minutes 2 --out /tmp/w
 
 Builds (once) a virtual environment at --env, the README's `.data` and `.whl` where missing, a copy of what a
@@ -34,7 +34,7 @@ WINDOW_TIMEOUT = 570  # the README's timeout_s for the call
 @entry_point
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--python", default="python3.12", help="a Python 3.12 interpreter (default: python3.12)")
+    parser.add_argument("--python", help="a Python 3.12 interpreter (default: python3.12 on PATH, else pyenv's 3.12)")
     parser.add_argument("--env", type=Path, help="the lease-like virtual environment, built once (default "
                                                  "~/.cache/nestgen/lease-env-3.12, or lease-env-3.12-torch)")
     parser.add_argument("--minutes", type=float, default=3.0, help="the campaign's minutes (default 3)")

@@ -40,8 +40,25 @@ def test_only_a_python_3_12_is_taken(tmp_path):
         rehearsal.lease_python(str(fake))
     with pytest.raises(rehearsal.RehearsalError, match="no interpreter 'no-such-python3.12'"):
         rehearsal.lease_python("no-such-python3.12")
+    fake.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2; exit 127\n")
+    with pytest.raises(rehearsal.RehearsalError, match="does not run \\(pyenv: python3.12: command not found\\)"):
+        rehearsal.lease_python(str(fake))
     fake.write_text("#!/bin/sh\necho 3 12\n")
     assert rehearsal.lease_python(str(fake)) == fake
+
+
+def test_without_python3_12_on_path_pyenv_s_is_found_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no python3.12 there
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(rehearsal.RehearsalError, match="install one \\(pyenv install 3.12"):
+        rehearsal.lease_python(None)
+    installed = tmp_path / ".pyenv" / "versions" / "3.12.9" / "bin" / "python3.12"
+    installed.parent.mkdir(parents=True)
+    installed.write_text("#!/bin/sh\necho 3 12\n")
+    installed.chmod(0o755)
+    assert rehearsal.lease_python(None) == installed
+    with pytest.raises(rehearsal.RehearsalError, match=f"give --python {installed}"):
+        rehearsal.lease_python("python3.12")
 
 
 def test_the_copy_carries_what_a_device_call_carries(tmp_path):

@@ -56,17 +56,30 @@ def readme_blocks(readme: Path) -> tuple[str, str]:
     return before[0], window[0]
 
 
-def lease_python(python: str) -> Path:
-    """The interpreter to build the environment with; RehearsalError unless it is Python 3.12."""
+def lease_python(python: str | None) -> Path:
+    """The interpreter to build the environment with: `python`, or (None) the first of python3.12 on PATH and
+    pyenv's 3.12 that runs. RehearsalError unless it runs and is Python 3.12 (the message names a 3.12 that pyenv
+    installed here, if any)."""
+    installed = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    if python is None:
+        for candidate in ("python3.12", *map(str, reversed(installed))):
+            try:
+                return lease_python(candidate)
+            except RehearsalError:
+                pass
+        python = "python3.12"
+    advice = (f"give --python {installed[-1]}" if installed else
+              "install one (pyenv install 3.12, or your system's python3.12 package) and give --python PATH")
     found = shutil.which(python)
     if not found:
-        raise RehearsalError(f"no interpreter {python!r} here: the lease machine runs Python 3.12; give --python PATH "
-                             "(e.g. pyenv install 3.12 && --python ~/.pyenv/versions/3.12.*/bin/python3.12)")
-    version = subprocess.run([found, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
-                             text=True, check=True).stdout.split()
+        raise RehearsalError(f"no interpreter {python!r} here (the lease machine runs Python 3.12): {advice}")
+    probe = subprocess.run([found, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True)
+    if probe.returncode:
+        reason = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[0]
+        raise RehearsalError(f"{found} does not run ({reason}): {advice}")
+    version = probe.stdout.split()
     if tuple(map(int, version)) != LEASE_PYTHON:
-        raise RehearsalError(f"{found} is Python {'.'.join(version)}; the lease machine runs 3.12: give --python "
-                             "with a 3.12 interpreter")
+        raise RehearsalError(f"{found} is Python {'.'.join(version)}; the lease machine runs 3.12: {advice}")
     return Path(found)
 
 
