@@ -91,7 +91,10 @@ def test_the_shell_is_the_lease_s(tmp_path, monkeypatch):
     monkeypatch.setenv("NESTGEN_CACHE", "/elsewhere")
     variables = rehearsal.shell_environment(tmp_path / "env", OUT="/out")
     assert variables["PATH"].split(os.pathsep)[0] == str(tmp_path / "env" / "bin")
-    assert not any(p.startswith(sys.prefix) for p in variables["PATH"].split(os.pathsep)[1:])
+    rest = variables["PATH"].split(os.pathsep)[1:]
+    if sys.prefix != sys.base_prefix:  # run from a virtual environment: its bin is not the lease's
+        assert str(Path(sys.prefix) / "bin") not in rest
+    assert "/usr/bin" in rest or "/usr/bin" not in os.environ["PATH"].split(os.pathsep)  # the machine's tools stay
     assert "PYTHONPATH" not in variables and "NESTGEN_CACHE" not in variables and variables["OUT"] == "/out"
 
 
@@ -115,3 +118,13 @@ def test_scripts_refuse_bad_rehearsal_values_in_one_line(tmp_path):
                              "--minutes", "12"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: --minutes 12.0: give 0 < minutes ≤ 9 (the call has 9.5 minutes)"]
+
+
+def test_an_interpreter_without_venv_is_refused_in_one_line(tmp_path):
+    python = tmp_path / "python3.12"
+    python.write_text("#!/bin/sh\necho 'The virtual environment was not created successfully because ensurepip is "
+                      "not available.'\nexit 1\n")
+    python.chmod(0o755)
+    with pytest.raises(rehearsal.RehearsalError, match=r"venv .* failed \(The virtual environment was not created "
+                                                       r"successfully.*\): on Debian/Ubuntu install python3.12-venv"):
+        rehearsal.build_environment(python, tmp_path / "env")

@@ -91,7 +91,11 @@ def build_environment(python: Path, env: Path, torch: bool = False) -> dict:
         tuple(n for n in BLOCKED if not (torch and n == "torch"))
     began = time.perf_counter()
     if not (env / "bin" / "python3").exists():
-        subprocess.run([str(python), "-m", "venv", str(env)], check=True)
+        made = subprocess.run([str(python), "-m", "venv", str(env)], capture_output=True, text=True)
+        if made.returncode:
+            reason = (made.stdout + made.stderr).strip().splitlines() or [f"exit status {made.returncode}"]
+            raise RehearsalError(f"{python} -m venv {env} failed ({reason[0]}): on Debian/Ubuntu install "
+                                 "python3.12-venv, or give another --python")
     installed = subprocess.run([str(env / "bin" / "python3"), "-m", "pip", "install", "-q",
                                 "--disable-pip-version-check", *packages])
     if installed.returncode:
@@ -122,7 +126,8 @@ def shell_environment(env: Path, **extra: str) -> dict[str, str]:
     virtual environment of this machine, the tests' XLA flags gone."""
     variables = {k: v for k, v in os.environ.items()
                  if k not in ("PYTHONPATH", "VIRTUAL_ENV", "XLA_FLAGS", "PYTHONHOME") and not k.startswith("NESTGEN_")}
-    path = [p for p in variables.get("PATH", "").split(os.pathsep) if not p.startswith(sys.prefix)]
+    own = str(Path(sys.prefix) / "bin") if sys.prefix != sys.base_prefix else None  # this machine's venv
+    path = [p for p in variables.get("PATH", "").split(os.pathsep) if p and p != own]
     variables["PATH"] = os.pathsep.join([str(env / "bin"), *path])
     return {**variables, **extra}
 
