@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,21 @@ def strip_machine_paths(text: str) -> str:
     """Absolute paths of the machine that made a checkpoint (`/work/shared/data/x.zip`, `/root/.cache/…/y.npz`)
     → their file names: a model card should not show another machine's folders. Relative paths and URLs stay."""
     return _MACHINE_PATH.sub(lambda m: m[1], text)
+
+
+def process_scratch(prefix: str, root: str | Path | None = None) -> Path:
+    """A new scratch folder `root/<prefix><pid>-<random>` (root: the system's temporary folder), after removing
+    the scratch folders of `prefix` whose process is gone: a process killed outright (SIGKILL, a lease's end)
+    cannot remove its own, and on a tmpfs they hold memory."""
+    root = Path(root or tempfile.gettempdir())
+    for folder in root.glob(f"{prefix}*-*"):
+        pid = folder.name[len(prefix):].split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root))

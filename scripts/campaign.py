@@ -43,10 +43,10 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tarfile  # noqa: E402
-import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from nestgen.files import process_scratch  # noqa: E402
 from nestgen.release import window  # noqa: E402  (the files that come back: light, no JAX)
 from nestgen.release.rehearsal import ENV_VARIABLE as REHEARSAL  # noqa: E402  (light, no JAX)
 
@@ -221,21 +221,6 @@ def _guarded_fid(config):
     return guarded
 
 
-def _remove_scratch_of_killed_windows(root: Path) -> None:
-    """A window killed outright (SIGKILL, the lease's end) leaves its scratch behind, in memory on a tmpfs:
-    remove the scratch folders (nestgen-campaign-JOB-PID-*) whose process is gone."""
-    for folder in root.glob("nestgen-campaign-*-*-*"):
-        pid = folder.name.split("-")[3]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", required=True, choices=sorted(CONFIGS))
@@ -254,13 +239,15 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     args = parser.parse_args(argv)
 
-    rehearsal = os.environ.get(REHEARSAL)  # set by scripts/rehearse_window.py, never on the lease machine
-    if rehearsal:
+    if REHEARSAL in os.environ:  # set by scripts/rehearse_window.py, never on the lease machine
+        rehearsal = os.environ[REHEARSAL]
         try:
             args.minutes, args.rehearse = float(rehearsal), True
         except ValueError:
-            print(f"error: {REHEARSAL}={rehearsal!r}: give the rehearsal's minutes (e.g. 3), or unset it",
-                  file=sys.stderr)
+            args.minutes = float("nan")
+        if not 0 < args.minutes <= 600:
+            print(f"error: {REHEARSAL}={rehearsal!r}: give the rehearsal's minutes (0 < minutes ≤ 600, e.g. 3), "
+                  "or unset it", file=sys.stderr)
             return 2
         print(f"rehearsal ({REHEARSAL}): the H200 preset shrunk (--rehearse) for {args.minutes:g} minutes",
               file=sys.stderr, flush=True)
@@ -294,9 +281,8 @@ def main(argv=None) -> int:
     # scratch (the unpacked data, the run's own checkpoints) in memory where the machine has a tmpfs: unpacking and
     # deleting CIFAR-10's 60,000 files took 20 s + 1 s there against 75 s + 86 s on ext4
     shm = Path("/dev/shm")
-    scratch_root = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    _remove_scratch_of_killed_windows(scratch_root)
-    scratch = Path(tempfile.mkdtemp(prefix=f"nestgen-campaign-{args.job}-{os.getpid()}-", dir=scratch_root))
+    scratch = process_scratch(f"nestgen-campaign-{args.job}-", shm if shm.is_dir() and os.access(shm, os.W_OK)
+                              else None)  # and the scratch of killed windows removed
     budget, compiled = None, []
     import jax
 

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
+import shutil
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 from nestgen.cli import entry_point
+from nestgen.files import process_scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_TIMEOUT = 570  # the README's timeout_s for the call
+MAX_MINUTES = 7  # the campaign's; the benchmark after it takes up to 2 minutes on 2 CPU cores
 
 
 @entry_point
@@ -37,18 +35,20 @@ def main(argv=None) -> int:
     parser.add_argument("--python", help="a Python 3.12 interpreter (default: python3.12 on PATH, else pyenv's 3.12)")
     parser.add_argument("--env", type=Path, help="the lease-like virtual environment, built once (default "
                                                  "~/.cache/nestgen/lease-env-3.12, or lease-env-3.12-torch)")
-    parser.add_argument("--minutes", type=float, default=3.0, help="the campaign's minutes (default 3)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="the campaign's minutes (default 3, at most 7)")
     parser.add_argument("--torch", action="store_true",
                         help="install the lease machine's torch 2.11 too (about 3 GB): FD_NesT runs in the loop")
-    parser.add_argument("--out", type=Path, help="the folder that plays $OUT (new or empty; default: a temporary one)")
+    parser.add_argument("--out", type=Path, help="the folder that plays $OUT, kept (new or empty; default: a "
+                                                 "temporary one, deleted at the end)")
     args = parser.parse_args(argv)
 
     from nestgen.release import rehearsal
 
     env = (args.env or Path.home() / ".cache" / "nestgen" / f"lease-env-3.12{'-torch' if args.torch else ''}")
     env = env.expanduser()
-    if not 0 < args.minutes <= 9:
-        raise rehearsal.RehearsalError(f"--minutes {args.minutes}: give 0 < minutes ≤ 9 (the call has 9.5 minutes)")
+    if not 0 < args.minutes <= MAX_MINUTES:
+        raise rehearsal.RehearsalError(f"--minutes {args.minutes:g}: give 0 < minutes ≤ {MAX_MINUTES} (the call has "
+                                       f"{WINDOW_TIMEOUT} s, the benchmark after the campaign included)")
     if args.out and args.out.exists() and any(args.out.iterdir()):
         raise rehearsal.RehearsalError(f"--out {args.out} is not empty; give a new folder")
     python = rehearsal.lease_python(args.python)
@@ -59,29 +59,19 @@ def main(argv=None) -> int:
     if not (ROOT / ".data" / "cifar10.tar.xz").is_file() or not list((ROOT / ".whl").glob("*.whl")):
         summary["before_the_window_seconds"] = rehearsal.before_the_window(before, ROOT, shell)
 
-    with tempfile.TemporaryDirectory(prefix="nestgen-lease-") as scratch:
-        checkout = Path(scratch) / "checkout"
-        out = (args.out or Path(scratch) / "out").resolve()
+    scratch = process_scratch("nestgen-lease-")  # and the copies of killed rehearsals removed
+    try:
+        checkout = scratch / "checkout"
+        out = (args.out or scratch / "out").resolve()
         out.mkdir(parents=True, exist_ok=True)
+        began = time.perf_counter()
         summary["carried_bytes"] = rehearsal.travelling_copy(ROOT, checkout)
-        began, lines = time.perf_counter(), []
+        summary["copy_seconds"] = round(time.perf_counter() - began, 1)
         variables = {**shell, "OUT": str(out), rehearsal.ENV_VARIABLE: f"{args.minutes:g}"}
-        timed_out = threading.Event()
-        with subprocess.Popen(["bash", "-c", window], cwd=checkout, env=variables, stdout=subprocess.PIPE,
-                              text=True, start_new_session=True) as call:
-            def kill():  # the device's timeout_s: the whole call, every process of it
-                timed_out.set()
-                os.killpg(call.pid, signal.SIGKILL)
-
-            timer = threading.Timer(WINDOW_TIMEOUT, kill)
-            timer.start()
-            for line in call.stdout:  # shown as it comes; the campaign's summary is one JSON line of it
-                print(line, end="", flush=True)
-                lines.append(line)
-            call.wait()
-            timer.cancel()
+        began = time.perf_counter()
+        lines, status, timed_out = rehearsal.run_window(window, checkout, variables, WINDOW_TIMEOUT)
         summary["window_seconds"] = round(time.perf_counter() - began, 1)
-        summary["window_exit_status"] = call.returncode
+        summary["window_exit_status"] = status
         campaign = next((json.loads(line) for line in reversed(lines)
                          if line.startswith("{") and '"out":' in line), None)
         summary["campaign"] = campaign and {k: campaign.get(k) for k in (
@@ -101,8 +91,10 @@ def main(argv=None) -> int:
         problems = rehearsal.check_carried(summary["carried_bytes"]) + rehearsal.check_returned(out)
         problems += campaign.get("problems", []) if campaign else ["the campaign printed no summary"]
         problems += [] if benchmark else ["no benchmark.json"]
-        problems += [f"the call ran past {WINDOW_TIMEOUT} s and was killed"] if timed_out.is_set() else []
+        problems += [f"the call ran past {WINDOW_TIMEOUT} s and was killed"] if timed_out else []
         summary["problems"] = problems
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(summary, indent=1))
     return 1 if summary["problems"] else 0
 

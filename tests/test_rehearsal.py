@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -109,15 +112,55 @@ def test_a_folder_the_window_block_would_overwrite_is_refused(tmp_path, monkeypa
 
 
 def test_scripts_refuse_bad_rehearsal_values_in_one_line(tmp_path):
-    env = {**os.environ, rehearsal.ENV_VARIABLE: "soon"}
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "campaign.py"), "--job", "gan", "--minutes", "1",
-                             "--out", str(tmp_path / "o")], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "error: NESTGEN_WINDOW_REHEARSAL='soon': give the rehearsal's minutes (e.g. 3), or unset it"]
+    for value in ("soon", "0", "", "nan"):
+        env = {**os.environ, rehearsal.ENV_VARIABLE: value}
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "campaign.py"), "--job", "gan", "--minutes",
+                                 "1", "--out", str(tmp_path / "o")], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+            f"error: NESTGEN_WINDOW_REHEARSAL={value!r}: give the rehearsal's minutes (0 < minutes ≤ 600, e.g. 3), "
+            "or unset it"]
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "rehearse_window.py"), "--python", sys.executable,
-                             "--minutes", "12"], cwd=ROOT, capture_output=True, text=True)
+                             "--minutes", "9"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "error: --minutes 12.0: give 0 < minutes ≤ 9 (the call has 9.5 minutes)"]
+        "error: --minutes 9: give 0 < minutes ≤ 7 (the call has 570 s, the benchmark after the campaign included)"]
+    readme = tmp_path / "README.md"
+    readme.write_text("text")
+    with pytest.raises(rehearsal.RehearsalError, match="is neither a virtual environment nor a new folder"):
+        rehearsal.build_environment(Path(sys.executable), readme)
+
+
+def test_ctrl_c_kills_the_whole_window(tmp_path):
+    """The window runs in its own process group; an interrupt while it runs kills every process of it."""
+    marker = tmp_path / "pid"
+    block = f"sleep 300 & echo $! > {marker}; echo started; wait"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's Ctrl-C, in this process
+    try:
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            rehearsal.run_window(block, tmp_path, dict(os.environ), timeout=60)
+        assert time.monotonic() - began < 30  # at once, not at the timeout
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (killed, waiting for its parent to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_window_past_its_time_is_killed(tmp_path):
+    lines, status, timed_out = rehearsal.run_window("echo one; sleep 30; echo two", tmp_path, dict(os.environ),
+                                                    timeout=1.0)
+    assert lines == ["one\n"] and timed_out and status == -9
 
 
 def test_an_interpreter_without_venv_is_refused_in_one_line(tmp_path):

@@ -15,12 +15,15 @@ FD_NesT in the loop unless `--torch` installs the lease's torch (about 3 GB; blo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,6 +92,8 @@ def build_environment(python: Path, env: Path, torch: bool = False) -> dict:
     Returns {"seconds", "versions"}."""
     packages, blocked = (*LEASE_PACKAGES, *LEASE_TORCH) if torch else LEASE_PACKAGES, \
         tuple(n for n in BLOCKED if not (torch and n == "torch"))
+    if env.exists() and not (env / "pyvenv.cfg").is_file() and (not env.is_dir() or any(env.iterdir())):
+        raise RehearsalError(f"--env {env} is neither a virtual environment nor a new folder: give a new folder")
     began = time.perf_counter()
     if not (env / "bin" / "python3").exists():
         made = subprocess.run([str(python), "-m", "venv", str(env)], capture_output=True, text=True)
@@ -147,6 +152,38 @@ def travelling_copy(root: Path, into: Path) -> int:
         shutil.copytree(root / name, into / name)
         size += sum(p.stat().st_size for p in (root / name).rglob("*") if p.is_file())
     return size
+
+
+def run_window(block: str, checkout: Path, variables: dict[str, str], timeout: float) -> tuple[list[str], int, bool]:
+    """Run the window block in `checkout` as one process group, its output passed on to stderr as it comes:
+    (its stdout lines, exit status, whether it ran past `timeout` seconds and was killed, like the device's
+    timeout_s). Ctrl-C kills the whole group before it returns."""
+    timed_out = threading.Event()
+    with subprocess.Popen(["bash", "-c", block], cwd=checkout, env=variables, stdout=subprocess.PIPE, text=True,
+                          start_new_session=True) as call:
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(call.pid, signal.SIGKILL)
+
+        def time_out() -> None:
+            timed_out.set()
+            kill()
+
+        timer = threading.Timer(timeout, time_out)
+        timer.daemon = True
+        timer.start()
+        lines = []
+        try:
+            for line in call.stdout:  # the campaign's summary is one JSON line of it
+                print(line, end="", file=sys.stderr, flush=True)
+                lines.append(line)
+            call.wait()
+        except BaseException:  # Ctrl-C: no window left running in a folder about to be deleted
+            kill()
+            raise
+        finally:
+            timer.cancel()
+    return lines, call.returncode, timed_out.is_set()
 
 
 def check_carried(size: int) -> list[str]:
