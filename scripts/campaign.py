@@ -85,7 +85,7 @@ def _provenance(args, config, steps: int, images_seen: int, device_kind: str) ->
     return {"job": args.job, "minutes_budget": args.minutes, "wall_seconds": round(time.monotonic() - STARTED, 1),
             "device_kind": device_kind, "images_seen": int(images_seen), "steps": int(steps),
             "command": " ".join(["python3", "scripts/campaign.py", *sys.argv[1:]]),
-            "rehearsal": f"{REHEARSAL}={os.environ[REHEARSAL]}" if os.environ.get(REHEARSAL) else None,
+            "rehearsal": f"{REHEARSAL}={os.environ[REHEARSAL]}" if REHEARSAL in os.environ else None,
             "resumed_from": str(args.resume) if args.resume else None, "config": config.to_dict()}
 
 

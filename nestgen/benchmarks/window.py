@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=0.0,
                         help="start no row after this many seconds (0: no limit); the JSON is complete anyway")
     args = parser.parse_args(argv)
-    if os.environ.get(ENV_VARIABLE):  # scripts/rehearse_window.py: the window's rows at CPU size
+    if ENV_VARIABLE in os.environ:  # scripts/rehearse_window.py: the window's rows at CPU size
         args.small, args.dtype = True, "float32"
         args.batch, args.big_batch = min(args.batch, 32), min(args.big_batch, 8)
         print(f"rehearsal ({ENV_VARIABLE}): the micro rows in float32 at batch {args.batch} and {args.big_batch}",
