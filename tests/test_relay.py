@@ -247,6 +247,13 @@ def test_script_reports_bad_arguments_in_one_line(tmp_path):
         assert expected in out.stderr and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
 
 
+def test_the_help_names_every_job():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/relay.py"), "--help"], capture_output=True, text=True,
+                         timeout=300)
+    listed = next(line for line in out.stdout.splitlines() if line.startswith("Jobs:"))
+    assert listed == "Jobs: " + ", ".join(relay.JOBS) + "."
+
+
 def test_a_state_without_moments_restarts_adam_but_not_the_schedule(tmp_path):
     params = {"w": jnp.ones((3,))}
     optimizer = optax.adamw(optax.cosine_decay_schedule(1e-3, 100))  # the schedule counts in its own state
