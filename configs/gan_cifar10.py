@@ -10,7 +10,8 @@
 
 Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200, relay,
 arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison), shrink (with h200: its sizes shrunk for a
-CPU rehearsal), skips (the generator with a to-RGB picture from every level, StyleGAN2's skip generator).
+CPU rehearsal), skips (the generator with a to-RGB picture from every level, StyleGAN2's skip generator),
+in_block (levels below the root share one position embedding among their blocks, so the layout comes down the tree).
 """
 
 import ml_collections
@@ -51,7 +52,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.grid = ml_collections.ConfigDict({"rows": 10, "columns": 10, "seed": 0})  # one row per class
     # Periodic FID / FD_NesT of the EMA generator; 0 disables. features: "inception" or "nest:<classifier dir>".
     c.fid = ml_collections.ConfigDict({"every_images": 0, "num": 10_000, "reference": "cifar10:train",
-                                       "features": "inception", "batch_size": 100, "kid": False, "pr": False})
+                                       "features": "inception", "batch_size": 100, "kid": False, "pr": False,
+                                       "level_mixing": False})  # level_mixing: also how far each seed moves pixels
     if args.get("uncond"):
         c.generator.variant = c.generator.variant.removesuffix("_cond")
     if args.get("bf16"):
@@ -68,6 +70,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         smoke(c)
     if args.get("skips"):  # after the presets, which may replace the generator's overrides
         c.generator.overrides.rgb_skips = True
+    if args.get("in_block"):
+        c.generator.overrides.in_block_positions = True
     return c
 
 
@@ -93,7 +97,8 @@ def relay(c: ml_collections.ConfigDict, args: dict) -> None:
     R3GAN's relativistic loss (R1 + R2, γ 0.05 each) and level mixing 0.9, to 1.5 M images. FD_NesT, KD_NesT,
     precision and recall of 2,000 EMA samples every 32,000 images, always with the same features
     (nestgen.shipped.FD_FEATURES: the classifier first shipped, `classifier-cifar10-nest_micro_32`), against the
-    CIFAR-10 test images. A checkpoint (and the relay state) every 6,400 images. `arm=` makes one 256,000-image
+    CIFAR-10 test images, and how far the coarse and the fine seed move the picture (level mixing at crossover 1).
+    A checkpoint (and the relay state) every 6,400 images. `arm=` makes one 256,000-image
     arm of the recipe comparison that differs only in the loss: r3gan (no level mixing), mixing (non-saturating
     loss), today (neither)."""
     cpu(c, args)
@@ -106,7 +111,7 @@ def relay(c: ml_collections.ConfigDict, args: dict) -> None:
     c.total_images = 256_000 if arm else 1_500_000
     c.log_every_images, c.sample_every_images, c.checkpoint_every_images = 3_200, 64_000, 6_400
     c.keep_checkpoints = 2
-    c.fid.update({"every_images": 32_000, "kid": True, "pr": True})
+    c.fid.update({"every_images": 32_000, "kid": True, "pr": True, "level_mixing": True})
 
 
 def h200(c: ml_collections.ConfigDict) -> None:

@@ -306,3 +306,24 @@ def test_fd_nest_keeps_torch_on_the_cpu_even_where_cuda_is_there(monkeypatch, ne
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _device(None, nest).type == "cpu" and _device("cuda", nest).type == "cpu"
     assert _device(None).type == "cuda"  # Inception features (a torch network) still use the GPU
+
+
+def test_the_gan_trainers_evaluation_measures_level_mixing_when_asked(generator_checkpoint, real_folder, nest,
+                                                                    tiny_checkpoint):
+    """fid.level_mixing adds how far the coarse and the fine seed move the picture (crossover 1) to the periodic
+    FD_NesT, so a relay record follows whether the coarse levels keep using the seed; FD_NesT stays the first key."""
+    import ml_collections
+
+    from nestgen.convert.checkpoint import load_checkpoint
+    from nestgen.inference.sampling import level_mixing_effect
+    from nestgen.training.gan_trainer import clean_fid_fn
+
+    settings = {"num": 48, "reference": f"images:{real_folder}", "features": f"nest:{tiny_checkpoint}",
+                "batch_size": 16, "kid": False, "pr": False}
+    checkpoint = load_checkpoint(generator_checkpoint)
+    plain = clean_fid_fn(ml_collections.ConfigDict({**settings, "level_mixing": False}))(checkpoint)
+    mixed = clean_fid_fn(ml_collections.ConfigDict({**settings, "level_mixing": True}))(checkpoint)
+    assert list(plain) == ["fid/fd_nest"] and list(mixed) == ["fid/fd_nest", "fid/mixing_coarse", "fid/mixing_fine"]
+    assert mixed["fid/fd_nest"] == plain["fid/fd_nest"]
+    effect = level_mixing_effect(GeneratorSampler(checkpoint, batch_size=16), crossover=1)
+    assert mixed["fid/mixing_coarse"] == effect["coarse"] > 0 and mixed["fid/mixing_fine"] == effect["fine"] > 0

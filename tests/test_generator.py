@@ -154,6 +154,30 @@ def test_rgb_skips_draw_the_coarse_levels_directly_into_the_image():
     assert config_from_dict({k: v for k, v in TINY_G.to_dict().items() if k != "rgb_skips"}).rgb_skips is False
 
 
+def test_in_block_positions_hide_where_a_block_sits():
+    """With in_block_positions a level's position embedding is one (1, 1, N, C) for all its blocks: the level,
+    whose attention stays inside blocks, then treats every block alike (permuting the blocks permutes its output),
+    so the finest level cannot place a layout from its own positions; the spec's (1, T, N, C) sees the block."""
+    from nestgen.models.nest import Level
+
+    x = jax.random.normal(jax.random.key(0), (2, 4, 16, 8))  # (B, T, N, C)
+    order = jnp.array([2, 0, 3, 1])
+    for in_block, same in ((True, True), (False, False)):
+        level = Level(1, 2, 2, in_block_positions=in_block)
+        params = level.init(jax.random.key(1), x)
+        params = jax.tree_util.tree_map(lambda p: p + 0.5 * jax.random.normal(jax.random.key(2), p.shape), params)
+        assert params["params"]["pos_embed"].shape == ((1, 1, 16, 8) if in_block else (1, 4, 16, 8))
+        moved = level.apply(params, x[:, order])
+        assert bool(jnp.allclose(moved, level.apply(params, x)[:, order], atol=1e-5)) is same
+    cfg = dataclasses.replace(TINY_G, in_block_positions=True)
+    shapes = {k: v["pos_embed"].shape for k, v in abstract_params(cfg)["synthesis"].items() if k.startswith("level_")}
+    assert shapes == {"level_0": (1, 1, 16, 16), "level_1": (1, 1, 16, 32), "level_2": (1, 1, 16, 32)}
+    images, _ = cfg.build().apply({"params": random_params(cfg)}, *cfg.example_inputs(2))
+    assert images.shape == (2, 16, 16, 3)
+    assert config_from_dict({k: v for k, v in TINY_G.to_dict().items()
+                             if k != "in_block_positions"}).in_block_positions is False
+
+
 def test_invalid_generator_configs_are_explained():
     with pytest.raises(ValueError, match="image_size 30 must equal"):
         GeneratorConfig(image_size=30)

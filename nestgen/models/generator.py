@@ -6,9 +6,15 @@ modulated by w; between levels, block de-aggregation turns every block into its 
 + conv 3×3). The finest level has one token per pixel; to RGB: LayerNorm → dense(3) → tanh, images in [-1, 1]. With
 `rgb_skips` every level makes such a picture at its own resolution (one pixel per token), upsampled bilinearly to
 the image size and summed before the tanh, as StyleGAN2's skip generator (Karras et al. 2020, §4.1): the coarse
-levels draw the layout directly, so the finest level cannot overwrite it (without skips, the CPU relay's
-generator let its finest level's transformer layer swamp its input, rms 0.67 → 6.2, and the coarse levels' seed
-moved the picture by 0.33 / 255).
+levels draw into the image directly (without skips, the CPU relay's generator let its finest level's transformer
+layer swamp its input, rms 0.67 → 6.2, and the coarse levels' seed moved the picture by 0.33 / 255). With `in_block_positions` the levels below the root share one position embedding
+among their blocks (1, 1, N, C): a token knows where it sits inside its block, not where the block sits on the
+image, so the layout can only come down the tree (as StyleGAN's fine layers, which have no positions, only refine
+what the coarse ones place). With the spec's (1, T, N, C) at every level the CPU relay's generators (with and
+without skips) learned to paint the picture at the finest level from w and that level's absolute positions:
+setting level 0's embedding to its in-block part moved the picture by 47-51 / 255, the same at levels 1 and 2 by
+at most 0.8 / 255, and `rgb_skips` alone lost its coarse seed's effect with training (29.8 / 255 at 48,032
+images, 6.3 at 583,552).
 Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
 """
 
@@ -58,6 +64,7 @@ class GeneratorConfig(ConfigRecord):
     activation: str = "gelu_tanh"
     out_channels: int = 3
     rgb_skips: bool = False  # every level adds its own to-RGB picture, upsampled (StyleGAN2's skip generator)
+    in_block_positions: bool = False  # below the root, one position embedding (1, 1, N, C) for all blocks of a level
 
     def __post_init__(self):
         for name in ("dims", "heads", "depths"):
@@ -168,7 +175,7 @@ class SynthesisNetwork(nn.Module):
         for level in range(top, -1, -1):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
                       cfg.activation, ModulatedLayerNorm, self.dtype, self.execution,
-                      name=f"level_{level}")(x, w_of(level))
+                      in_block_positions=cfg.in_block_positions, name=f"level_{level}")(x, w_of(level))
             levels[level] = x  # (B, T_l, N, C_l)
             if cfg.rgb_skips and level > 0:
                 picture = self._to_rgb(x, f"_{level}")  # (B, H_l, W_l, 3), one pixel per token

@@ -328,7 +328,10 @@ DEFAULT_EXECUTION = Execution()
 
 
 class Level(nn.Module):
-    """One level of the hierarchy: a learned position embedding (1, T, N, C), then `depth` transformer layers."""
+    """One level of the hierarchy: a learned position embedding (1, T, N, C), then `depth` transformer layers.
+
+    `in_block_positions`: one embedding (1, 1, N, C) shared by the level's T blocks, so a token knows where it
+    sits inside its block but not where the block sits (the generator's option; spec.md §3 has (1, T, N, C))."""
 
     depth: int
     num_heads: int
@@ -339,10 +342,12 @@ class Level(nn.Module):
     norm: Callable[..., nn.Module] = LayerNorm
     dtype: Dtype = jnp.float32
     execution: Execution = DEFAULT_EXECUTION
+    in_block_positions: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
-        pos_embed = self.param("pos_embed", kernel_init, (1,) + x.shape[1:])  # (1, T, N, C)
+        blocks = 1 if self.in_block_positions else x.shape[1]
+        pos_embed = self.param("pos_embed", kernel_init, (1, blocks) + x.shape[2:])  # (1, T or 1, N, C)
         x = x + pos_embed.astype(self.dtype)
         rates = self.drop_path or (0.0,) * self.depth
         # nn.remat keeps the parameter names; `train` (argument 3, counting the module) switches Python control flow.

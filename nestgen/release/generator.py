@@ -108,8 +108,12 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
     optim, loss = config.get("optim", {}), config.get("loss", {})
     size_kb = (out / "model.safetensors").stat().st_size / 1024
     curve = "\n".join(f"| {p['images']:,} | {p['fid/fd_nest']:.3f} | {_number(p, 'fid/kd_nest', 4)} | "
-                      f"{_number(p, 'fid/precision', 3)} | {_number(p, 'fid/recall', 3)} |"
-                      for p in card["curve"]) or "| – | – | – | – | – |"
+                      f"{_number(p, 'fid/precision', 3)} | {_number(p, 'fid/recall', 3)} | "
+                      f"{_number(p, 'fid/mixing_coarse', 1)} / {_number(p, 'fid/mixing_fine', 1)} |"
+                      for p in card["curve"]) or "| – | – | – | – | – | – |"
+    shape = "".join(text for flag, text in ((cfg.rgb_skips, ", a to-RGB picture from every level (skips)"),
+                                            (cfg.in_block_positions, ", in-block position embeddings below the root"))
+                    if flag)
     mixing = card["level_mixing"]
     p = card["protocol"]
     return f"""# {args.title}: `{out.name}`
@@ -122,7 +126,7 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
 |---|---|
 | generator | `{config.get('generator', {}).get('variant', '?')}`: {cfg.image_size}×{cfg.image_size}, blocks of \
 {cfg.block_size}×{cfg.block_size} pixels, {cfg.num_levels} levels, dims {list(cfg.dims)} (finest first), heads \
-{list(cfg.heads)}, depths {list(cfg.depths)}, z {cfg.latent_dim}, w {cfg.w_dim}, {cfg.num_classes} classes |
+{list(cfg.heads)}, depths {list(cfg.depths)}, z {cfg.latent_dim}, w {cfg.w_dim}, {cfg.num_classes} classes{shape} |
 | discriminator (training only) | {disc_text} |
 | weights | `model.safetensors`, {dtype} ({size_kb:.0f} KiB), the EMA generator; float16 only when FD_NesT moves < 1% \
 (float32 {card['fd_nest_float32_weights']:.3f}, float16 {card['fd_nest_float16_weights']:.3f}) |
@@ -152,8 +156,8 @@ level mixing {loss.get('level_mixing', 0.0)} (fraction of fakes with a second se
 
 Measured during training (the trainer's periodic evaluation, EMA samples, the same features):
 
-| images seen | FD_NesT | KD_NesT | precision | recall |
-|---|---|---|---|---|
+| images seen | FD_NesT | KD_NesT | precision | recall | level mixing: coarse / fine seed (pixels /255) |
+|---|---|---|---|---|---|
 {curve}
 
 Reproduce the measurement:

@@ -110,10 +110,11 @@ def generator_checkpoint(g_cfg, state: GanState, class_names, metadata: dict[str
 
 
 def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
-    """FID (or FD_NesT) of a generator checkpoint as configured in `config.fid`, as {"fid/<metric>": value}.
+    """FID (or FD_NesT) of a generator checkpoint as configured in `config.fid`, as {"fid/<metric>": value}; with
+    `fid.level_mixing` also "fid/mixing_coarse" and "fid/mixing_fine" (sampling.level_mixing_effect, crossover 1).
 
     The feature network and reference statistics are loaded (or the missing file named) now, before training."""
-    from nestgen.inference.sampling import GeneratorSampler
+    from nestgen.inference.sampling import GeneratorSampler, level_mixing_effect
     from nestgen.metrics import fid
 
     fid.backends()
@@ -126,7 +127,11 @@ def clean_fid_fn(fid_config) -> Callable[[Checkpoint], dict[str, float]]:
         metrics = fid.fid_for_sampler(sampler, fid_config.reference, fid_config.num, features=network,
                                       batch_size=fid_config.batch_size, kid=fid_config.get("kid", False),
                                       pr=fid_config.get("pr", False), pr_samples=fid_config.num)
-        return {f"fid/{name}": value for name, value in metrics.items()}
+        out = {f"fid/{name}": value for name, value in metrics.items()}
+        if fid_config.get("level_mixing", False) and checkpoint.config.num_levels > 1:
+            effect = level_mixing_effect(sampler, crossover=1)  # pixels (0-255) moved by each side's seed
+            out.update({"fid/mixing_coarse": effect["coarse"], "fid/mixing_fine": effect["fine"]})
+        return out
 
     return evaluate
 

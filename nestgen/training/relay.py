@@ -15,7 +15,8 @@ without warning loses at most one checkpoint interval of the leg once the files 
 
 Jobs (`JOBS`): `classifier` and `gan` are the long runs behind the shipped stand-ins; `gan-skips` is `gan` with
 the skip generator (a to-RGB picture from every level), started because `gan`'s coarse levels stopped showing;
-`gan-r3gan`,
+`gan-inblock` is `gan-skips` with in-block position embeddings below the root, started because `gan-skips`' coarse
+seed faded with training (both had let the finest level paint from its absolute positions); `gan-r3gan`,
 `gan-mixing` and `gan-today` are the equal-images arms that compare the GAN recipes (README "Choosing the GPU
 recipe"). Each names one config file with its argument, and whether Adam's moments travel: the GAN jobs restart
 Adam at each leg (measured by scripts/benchmark.py relay_state: over the 200 steps after a restart, losses and
@@ -58,6 +59,10 @@ JOBS = {job.name: job for job in (
     Job("gan-skips", "gan", "configs/gan_cifar10.py:relay,skips",
         "the gan job's recipe with a to-RGB picture from every level, so that the coarse levels' seed shows "
         "(level mixing ≥ 10/255); compared with gan at equal images, then to 1.5 M images if it wins", moments=False),
+    Job("gan-inblock", "gan", "configs/gan_cifar10.py:relay,skips,in_block",
+        "gan-skips with the position embeddings of the levels below the root shared by their blocks, so that the "
+        "finest level cannot paint the layout from its own positions and the coarse seed keeps showing (≥ 10/255); "
+        "to 1.5 M images if it holds", moments=False),
     Job("gan-r3gan", "gan", "configs/gan_cifar10.py:relay,arm=r3gan",
         "recipe comparison arm: R3GAN loss without level mixing, 256 k images", moments=False),
     Job("gan-mixing", "gan", "configs/gan_cifar10.py:relay,arm=mixing",
@@ -123,7 +128,8 @@ def _read_record(path: Path, job: Job, config) -> dict[str, Any]:
     from nestgen.training.run_record import _normal, changes, describe
 
     diff = {k: v for k, v in changes(record["settings"], _normal(config.to_dict())).items()
-            if not k.startswith(("data.", "fid.reference", "fid.features", "eval_batch", "fid.batch_size"))}
+            if not k.startswith(("data.", "fid.reference", "fid.features", "eval_batch", "fid.batch_size",
+                                 "fid.level_mixing"))}  # where the data are and what is measured, not how trained
     if diff:
         raise RelayError(f"{path.parent} continues a run with other settings: {describe(diff)}; put them back "
                          f"(they are in {path}) or start a new job name")
