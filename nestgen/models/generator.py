@@ -8,14 +8,14 @@ modulated by w; between levels, block de-aggregation turns every block into its 
 the image size and summed before the tanh, as StyleGAN2's skip generator (Karras et al. 2020, §4.1): the coarse
 levels draw into the image directly (without skips, the CPU relay's generator let its finest level's transformer
 layer swamp its input, rms 0.67 → 6.2, and the coarse levels' seed moved the picture by 0.33 / 255).
-With `in_block_positions` the levels below the root share one position embedding among their blocks
-(1, 1, N, C): a token knows where it sits inside its block, not where the block sits on the
-image, so the layout must come down the tree (apart from the image border, which the zero-padded conv of the
-de-aggregation sees), as StyleGAN's fine layers, which have no positions, refine what the coarse ones place. With the spec's (1, T, N, C) at every level the CPU relay's generators (with and
-without skips) learned to paint the picture at the finest level from w and that level's absolute positions:
-setting level 0's embedding to its in-block part moved the picture by 47-51 / 255, the same at levels 1 and 2 by
-at most 0.8 / 255, and `rgb_skips` alone lost its coarse seed's effect with training (29.8 / 255 at 48,032
-images, 6.3 at 583,552).
+With `in_block_positions` the levels below the root share one position embedding among their blocks (1, 1, N, C): a
+token knows where it sits inside its block, not where the block sits on the image, so the layout must come down the
+tree (apart from the image border, which the zero-padded conv of the de-aggregation sees), as StyleGAN's fine
+layers, which have no positions, refine what the coarse ones place. With the spec's (1, T, N, C) at every level the
+CPU relay's generators (with and without skips) learned to paint the picture at the finest level from w and that
+level's absolute positions: setting level 0's embedding to its in-block part moved the picture by 47-51 / 255, the
+same at levels 1 and 2 by at most 0.8 / 255, and `rgb_skips` alone lost its coarse seed's effect with training (29.8
+/ 255 at 48,032 images, 6.3 at 583,552).
 Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
 """
 
