@@ -3,6 +3,7 @@ priority, until a given time, and write the state back (nestgen/training/relay.p
 
   nohup python scripts/relay.py --job gan --until 11:30 > runs/relay-gan.log 2>&1 &     # then go on working
   python scripts/relay.py --status                                                     # images, legs, hours
+  python scripts/relay.py --compare gan-r3gan,gan-mixing,gan-today,gan                # equal images, markdown
   git add relay && git commit -m "relay: gan leg"                                      # before the session ends
 
 --until takes a local time (HH:MM, its next occurrence within 12 hours) or minutes (90m). The state
@@ -30,6 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument("--job", help="which run to continue (see --status and nestgen/training/relay.py JOBS)")
     parser.add_argument("--until", help="stop and save by this local time (HH:MM) or after this many minutes (90m)")
     parser.add_argument("--status", action="store_true", help="print every job's images, legs and hours, and exit")
+    parser.add_argument("--compare", metavar="JOB,JOB,...",
+                        help="print a markdown table of these GAN jobs' evaluations at equal images, and exit")
+    parser.add_argument("--every", type=int, default=32_000, help="with --compare: the images between rows")
     parser.add_argument("--nice", type=int, default=19, help="niceness of the leg (default 19: other work first)")
     parser.add_argument("--state-dir", type=Path, default=None, help="where the states live (default: relay/)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -40,6 +44,9 @@ def main(argv=None) -> int:
 
     if args.status:
         print(json.dumps(relay.status(ROOT, args.state_dir), indent=1, ensure_ascii=False))
+        return 0
+    if args.compare:
+        print(relay.compare(ROOT, [j for j in args.compare.split(",") if j], args.every, args.state_dir))
         return 0
     if not args.job or not args.until:
         print("error: give --job and --until (e.g. --job gan --until 11:30), or --status", file=sys.stderr)

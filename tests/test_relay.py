@@ -284,3 +284,25 @@ def test_every_committed_run_continues_under_today_s_config(name):
     assert record["job"] == name and record["legs"]
     metadata = relay_state.read_metadata(ROOT / "relay" / name / "state.safetensors")
     assert (metadata["step"], metadata["images"]) == (record["legs"][-1]["to_step"], record["legs"][-1]["to_images"])
+
+
+def test_compare_puts_gan_jobs_side_by_side_at_equal_images(tmp_path):
+    for name, curve in (("gan-r3gan", [{"images": 32_000, "fid/fd_nest": 17.7, "fid/recall": 0.14},
+                                       {"images": 40_000, "fid/fd_nest": 9.0},  # a leg's end: off the grid
+                                       {"images": 64_000, "fid/fd_nest": 8.25, "fid/mixing_coarse": 3.25,
+                                        "fid/mixing_fine": 50.0}]),
+                        ("gan-today", [{"images": 32_000, "fid/fd_nest": 36.5}])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "record.json").write_text(json.dumps({"curve": curve, "legs": []}))
+    table = relay.compare(ROOT, ["gan-r3gan", "gan-today"], state_root=tmp_path).splitlines()
+    assert table[2:] == ["| 32,000 | gan-r3gan | 17.70 | – | – | 0.140 | – / – |",
+                         "| 32,000 | gan-today | 36.50 | – | – | – | – / – |",
+                         "| 64,000 | gan-r3gan | 8.25 | – | – | – | 3.2 / 50.0 |",
+                         "| 64,000 | gan-today | – | – | – | – | – / – |"]
+    for jobs, message in ((["gan-mixing"], "has no record yet"), (["classifier"], "not a GAN job"),
+                          (["nope"], "unknown relay job")):
+        with pytest.raises(relay.RelayError, match=message):
+            relay.compare(ROOT, jobs, state_root=tmp_path)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/relay.py"), "--compare", "gan-today",
+                          "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "| 32,000 | gan-today | 36.50 |" in out.stdout, out.stderr

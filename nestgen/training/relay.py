@@ -229,3 +229,36 @@ def status(root: Path, state_root: Path | None = None) -> list[dict[str, Any]]:
                         "legs": len(record["legs"]), "hours": record.get("hours", 0.0),
                         "last": record["curve"][-1] if record["curve"] else None})
     return out
+
+
+def compare(root: Path, jobs: list[str], every: int = 32_000, state_root: Path | None = None) -> str:
+    """A markdown table of GAN jobs at equal images seen (README "Choosing the GPU recipe"): for every multiple of
+    `every` that at least one job has evaluated, one row per job with FD_NesT, KD_NesT, precision, recall and the
+    level-mixing effect (coarse / fine seed, pixel levels of 255), "–" where a job has no such evaluation.
+    Evaluations at the end of a leg (off the multiples) are left out, so every row compares equal images.
+    RelayError for an unknown job or one without a record."""
+    curves = {}
+    for name in jobs:
+        if name not in JOBS:
+            raise RelayError(f"unknown relay job {name!r}; jobs: {', '.join(JOBS)}")
+        if JOBS[name].trainer != "gan":
+            raise RelayError(f"{name} is not a GAN job; compare the GAN jobs "
+                             f"({', '.join(n for n, j in JOBS.items() if j.trainer == 'gan')})")
+        path = (state_root or root / "relay") / name / RECORD_FILE
+        if not path.exists():
+            raise RelayError(f"{name} has no record yet ({path}): run a leg first (scripts/relay.py --job {name})")
+        curves[name] = {p["images"]: p for p in json.loads(path.read_text())["curve"] if p["images"] % every == 0}
+    points = sorted(set().union(*curves.values()))
+
+    def value(point: dict | None, key: str, digits: int) -> str:
+        return f"{point[key]:.{digits}f}" if point and key in point else "–"
+
+    lines = ["| images | job | FD_NesT | KD_NesT | precision | recall | level mixing: coarse / fine |",
+             "|---|---|---|---|---|---|---|"]
+    for images in points:
+        for name in jobs:
+            p = curves[name].get(images)
+            lines.append(f"| {images:,} | {name} | {value(p, 'fid/fd_nest', 2)} | {value(p, 'fid/kd_nest', 4)} | "
+                         f"{value(p, 'fid/precision', 3)} | {value(p, 'fid/recall', 3)} | "
+                         f"{value(p, 'fid/mixing_coarse', 1)} / {value(p, 'fid/mixing_fine', 1)} |")
+    return "\n".join(lines)
