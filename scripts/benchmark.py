@@ -16,6 +16,7 @@ import argparse
 import importlib
 import sys
 
+from nestgen.cli import entry_point
 from nestgen.runtime import keep_freed_memory
 
 BENCHMARKS = {  # name → what it measures, in the order of --help
@@ -30,12 +31,14 @@ BENCHMARKS = {  # name → what it measures, in the order of --help
     "gradcat_scores": "which GradCAT block score finds a planted pattern (spec.md §4)",
     "gan_toy": "does the 16×16 GAN learn coloured shapes?",
     "gan_configs": "GAN recipes at micro scale and equal images, for choosing the GPU recipe",
+    "level_positions": "which levels of a generator place the picture (position embeddings, level mixing)",
     "relay_state": "does the relay's compact state cost anything? (K steps three ways from one checkpoint)",
     "window": "the GPU window's benchmark rows, one JSON file rewritten after every row",
 }
 MODULES = {"app": "app_start"}  # subcommand → module of nestgen/benchmarks where the two differ
 
 
+@entry_point
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     listing = "\n".join(f"  {name:<15} {what}" for name, what in BENCHMARKS.items())

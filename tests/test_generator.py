@@ -178,6 +178,25 @@ def test_in_block_positions_hide_where_a_block_sits():
                              if k != "in_block_positions"}).in_block_positions is False
 
 
+def test_level_positions_benchmark_sees_a_level_that_paints_from_its_positions():
+    """scripts/benchmark.py level_positions: a finest level whose position embedding differs from block to block
+    moves the picture when that embedding is replaced by its in-block part; with in_block_positions there is
+    nothing to replace (0.0); the skip generator's pictures get their rms."""
+    from nestgen.benchmarks.level_positions import measure
+    from nestgen.convert.checkpoint import Checkpoint
+
+    results = {}
+    for in_block in (False, True):
+        cfg = dataclasses.replace(TINY_G, in_block_positions=in_block, rgb_skips=True)
+        params = random_params(cfg, 3)
+        params["synthesis"]["level_0"]["pos_embed"] = params["synthesis"]["level_0"]["pos_embed"] * 100
+        results[in_block] = measure(Checkpoint(cfg, params, ["a", "b", "c"], {}, {}), seeds=2)
+    assert results[False]["levels"][0]["in_block"] > 1.0 and results[True]["levels"][0]["in_block"] == 0.0
+    assert results[True]["levels"][0]["zero"] > 1.0 and results[False]["seed_to_seed"] > 0
+    assert set(results[True]["levels"]) == {0, 1, 2} and results[True]["levels"][2]["picture_rms"] > 0
+    assert set(results[True]["level_mixing"]) == {"crossover", "coarse", "fine"}
+
+
 def test_invalid_generator_configs_are_explained():
     with pytest.raises(ValueError, match="image_size 30 must equal"):
         GeneratorConfig(image_size=30)

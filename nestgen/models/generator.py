@@ -13,9 +13,9 @@ token knows where it sits inside its block, not where the block sits on the imag
 tree (apart from the image border, which the zero-padded conv of the de-aggregation sees), as StyleGAN's fine
 layers, which have no positions, refine what the coarse ones place. With the spec's (1, T, N, C) at every level the
 CPU relay's generators (with and without skips) learned to paint the picture at the finest level from w and that
-level's absolute positions: setting level 0's embedding to its in-block part moved the picture by 47-51 / 255, the
-same at levels 1 and 2 by at most 0.8 / 255, and `rgb_skips` alone lost its coarse seed's effect with training (29.8
-/ 255 at 48,032 images, 6.3 at 583,552).
+level's absolute positions: setting level 0's embedding to its in-block part moved the picture by 49-53 / 255, the
+same at levels 1 and 2 by at most 0.7 / 255 (scripts/benchmark.py level_positions), and `rgb_skips` alone lost its
+coarse seed's effect with training (29.8 / 255 at 48,032 images, 6.3 at 583,552).
 Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
 """
 
