@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     if args.status:
         print(json.dumps(relay.status(ROOT, args.state_dir), indent=1, ensure_ascii=False))
         return 0
-    if args.compare:
+    if args.compare is not None:
         print(relay.compare(ROOT, [j for j in args.compare.split(",") if j], args.every, args.state_dir))
         return 0
     if not args.job or not args.until:

@@ -300,9 +300,11 @@ def test_compare_puts_gan_jobs_side_by_side_at_equal_images(tmp_path):
                          "| 64,000 | gan-r3gan | 8.25 | – | – | – | 3.2 / 50.0 |",
                          "| 64,000 | gan-today | – | – | – | – | – / – |"]
     for jobs, message in ((["gan-mixing"], "has no record yet"), (["classifier"], "not a GAN job"),
-                          (["nope"], "unknown relay job")):
+                          (["nope"], "unknown relay job"), ([], "name the GAN jobs")):
         with pytest.raises(relay.RelayError, match=message):
             relay.compare(ROOT, jobs, state_root=tmp_path)
+    with pytest.raises(relay.RelayError, match="--every 0"):
+        relay.compare(ROOT, ["gan-today"], every=0, state_root=tmp_path)
     out = subprocess.run([sys.executable, str(ROOT / "scripts/relay.py"), "--compare", "gan-today",
                           "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "| 32,000 | gan-today | 36.50 |" in out.stdout, out.stderr

@@ -237,6 +237,10 @@ def compare(root: Path, jobs: list[str], every: int = 32_000, state_root: Path |
     level-mixing effect (coarse / fine seed, pixel levels of 255), "–" where a job has no such evaluation.
     Evaluations at the end of a leg (off the multiples) are left out, so every row compares equal images.
     RelayError for an unknown job or one without a record."""
+    if not jobs:
+        raise RelayError("name the GAN jobs to compare, e.g. --compare gan-r3gan,gan-mixing,gan-today,gan")
+    if every < 1:
+        raise RelayError(f"--every {every}: give the images between rows, e.g. 32000")
     curves = {}
     for name in jobs:
         if name not in JOBS:
