@@ -11,7 +11,8 @@
 Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, bf16, smoke, cpu, h200, relay,
 arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison), shrink (with h200: its sizes shrunk for a
 CPU rehearsal), skips (the generator with a to-RGB picture from every level, StyleGAN2's skip generator),
-in_block (levels below the root share one position embedding among their blocks, so the layout comes down the tree).
+in_block (levels below the root share one position embedding among their blocks), root_positions (only the root
+has a position embedding): so that the layout comes down the tree (nestgen/models/generator.py, `positions`).
 """
 
 import ml_collections
@@ -71,7 +72,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if args.get("skips"):  # after the presets, which may replace the generator's overrides
         c.generator.overrides.rgb_skips = True
     if args.get("in_block"):
-        c.generator.overrides.in_block_positions = True
+        c.generator.overrides.positions = "in_block"
+    if args.get("root_positions"):
+        c.generator.overrides.positions = "root"
     return c
 
 

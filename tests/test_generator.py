@@ -154,47 +154,54 @@ def test_rgb_skips_draw_the_coarse_levels_directly_into_the_image():
     assert config_from_dict({k: v for k, v in TINY_G.to_dict().items() if k != "rgb_skips"}).rgb_skips is False
 
 
-def test_in_block_positions_hide_where_a_block_sits():
-    """With in_block_positions a level's position embedding is one (1, 1, N, C) for all its blocks: the level,
-    whose attention stays inside blocks, then treats every block alike (permuting the blocks permutes its output),
-    so the finest level cannot place a layout from its own positions; the spec's (1, T, N, C) sees the block."""
+def test_positions_below_the_root_can_hide_where_a_block_sits():
+    """Level(positions="in_block") has one embedding (1, 1, N, C) for all its blocks and "none" has none: such a
+    level, whose attention stays inside blocks, treats every block alike (permuting the blocks permutes its output),
+    so the finest level cannot place a layout from its own positions; "absolute" (spec.md §3) sees the block.
+    The generator's `positions` picks them below the root; the root keeps its embedding."""
     from nestgen.models.nest import Level
 
     x = jax.random.normal(jax.random.key(0), (2, 4, 16, 8))  # (B, T, N, C)
     order = jnp.array([2, 0, 3, 1])
-    for in_block, same in ((True, True), (False, False)):
-        level = Level(1, 2, 2, in_block_positions=in_block)
+    for positions, shape in (("in_block", (1, 1, 16, 8)), ("none", None), ("absolute", (1, 4, 16, 8))):
+        level = Level(1, 2, 2, positions=positions)
         params = level.init(jax.random.key(1), x)
         params = jax.tree_util.tree_map(lambda p: p + 0.5 * jax.random.normal(jax.random.key(2), p.shape), params)
-        assert params["params"]["pos_embed"].shape == ((1, 1, 16, 8) if in_block else (1, 4, 16, 8))
+        assert (params["params"]["pos_embed"].shape if shape else "pos_embed" in params["params"]) == (shape or False)
         moved = level.apply(params, x[:, order])
-        assert bool(jnp.allclose(moved, level.apply(params, x)[:, order], atol=1e-5)) is same
-    cfg = dataclasses.replace(TINY_G, in_block_positions=True)
-    shapes = {k: v["pos_embed"].shape for k, v in abstract_params(cfg)["synthesis"].items() if k.startswith("level_")}
-    assert shapes == {"level_0": (1, 1, 16, 16), "level_1": (1, 1, 16, 32), "level_2": (1, 1, 16, 32)}
-    images, _ = cfg.build().apply({"params": random_params(cfg)}, *cfg.example_inputs(2))
-    assert images.shape == (2, 16, 16, 3)
-    assert config_from_dict({k: v for k, v in TINY_G.to_dict().items()
-                             if k != "in_block_positions"}).in_block_positions is False
+        assert bool(jnp.allclose(moved, level.apply(params, x)[:, order], atol=1e-5)) is (positions != "absolute")
+    for positions, shapes in (("in_block", {"level_0": (1, 1, 16, 16), "level_1": (1, 1, 16, 32),
+                                            "level_2": (1, 1, 16, 32)}), ("root", {"level_2": (1, 1, 16, 32)})):
+        cfg = dataclasses.replace(TINY_G, positions=positions)
+        tree = abstract_params(cfg)["synthesis"]
+        assert {k: v["pos_embed"].shape for k, v in tree.items() if "pos_embed" in v} == shapes
+        images, _ = cfg.build().apply({"params": random_params(cfg)}, *cfg.example_inputs(2))
+        assert images.shape == (2, 16, 16, 3)
+    assert config_from_dict({k: v for k, v in TINY_G.to_dict().items() if k != "positions"}).positions == "every_level"
+    with pytest.raises(ValueError, match="positions must be one of"):
+        dataclasses.replace(TINY_G, positions="relative")
 
 
 def test_level_positions_benchmark_sees_a_level_that_paints_from_its_positions():
     """scripts/benchmark.py level_positions: a finest level whose position embedding differs from block to block
-    moves the picture when that embedding is replaced by its in-block part; with in_block_positions there is
-    nothing to replace (0.0); the skip generator's pictures get their rms."""
+    moves the picture when that embedding is replaced by its in-block part; with positions "in_block" or "root"
+    there is nothing to replace (0.0); the skip generator's pictures get their rms."""
     from nestgen.benchmarks.level_positions import measure
     from nestgen.convert.checkpoint import Checkpoint
 
     results = {}
-    for in_block in (False, True):
-        cfg = dataclasses.replace(TINY_G, in_block_positions=in_block, rgb_skips=True)
+    for positions in ("every_level", "in_block", "root"):
+        cfg = dataclasses.replace(TINY_G, positions=positions, rgb_skips=True)
         params = random_params(cfg, 3)
-        params["synthesis"]["level_0"]["pos_embed"] = params["synthesis"]["level_0"]["pos_embed"] * 100
-        results[in_block] = measure(Checkpoint(cfg, params, ["a", "b", "c"], {}, {}), seeds=2)
-    assert results[False]["levels"][0]["in_block"] > 1.0 and results[True]["levels"][0]["in_block"] == 0.0
-    assert results[True]["levels"][0]["zero"] > 1.0 and results[False]["seed_to_seed"] > 0
-    assert set(results[True]["levels"]) == {0, 1, 2} and results[True]["levels"][2]["picture_rms"] > 0
-    assert set(results[True]["level_mixing"]) == {"crossover", "coarse", "fine"}
+        if positions != "root":
+            params["synthesis"]["level_0"]["pos_embed"] = params["synthesis"]["level_0"]["pos_embed"] * 100
+        results[positions] = measure(Checkpoint(cfg, params, ["a", "b", "c"], {}, {}), seeds=2)
+    assert results["every_level"]["levels"][0]["in_block"] > 1.0 and results["in_block"]["levels"][0]["in_block"] == 0
+    assert results["in_block"]["levels"][0]["zero"] > 1.0 and results["every_level"]["seed_to_seed"] > 0
+    assert results["root"]["levels"][0] == {"in_block": 0.0, "zero": 0.0, "picture_rms": pytest.approx(
+        results["root"]["levels"][0]["picture_rms"])}
+    assert set(results["in_block"]["levels"]) == {0, 1, 2} and results["in_block"]["levels"][2]["picture_rms"] > 0
+    assert set(results["in_block"]["level_mixing"]) == {"crossover", "coarse", "fine"}
 
 
 def test_invalid_generator_configs_are_explained():

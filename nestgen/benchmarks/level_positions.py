@@ -11,7 +11,7 @@ set to zero. Beside them, the scale: how far two seeds of one class lie apart; t
 1 (sampling.level_mixing_effect); and with `rgb_skips` each level's own picture (rms before the tanh). A level
 whose in-block replacement moves the picture by about the seed-to-seed distance paints the layout from its own
 positions; the README's "Level mixing" paragraph quotes these numbers. A generator trained with
-`in_block_positions` has nothing across blocks to remove (its rows read 0.0).
+`positions="in_block"` has nothing across blocks to remove, one with `positions="root"` nothing at all (rows 0.0).
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def measure(checkpoint: Checkpoint, seeds: int = 8) -> dict:
     out = {"seed_to_seed": float(apart[:, ~np.eye(seeds, dtype=bool)].mean()), "levels": {}}
     synthesis = checkpoint.params["synthesis"]
     for level in range(cfg.num_levels - 1):
+        if "pos_embed" not in synthesis[f"level_{level}"]:  # positions="root": nothing to remove
+            out["levels"][level] = {"in_block": 0.0, "zero": 0.0}
+            continue
         pos = np.asarray(synthesis[f"level_{level}"]["pos_embed"], np.float32)  # (1, T or 1, N, C)
         row = {}
         for name, replacement in (("in_block", pos.mean(axis=1, keepdims=True) + 0 * pos), ("zero", 0 * pos)):

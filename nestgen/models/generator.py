@@ -8,14 +8,15 @@ modulated by w; between levels, block de-aggregation turns every block into its 
 the image size and summed before the tanh, as StyleGAN2's skip generator (Karras et al. 2020, §4.1): the coarse
 levels draw into the image directly (without skips, the CPU relay's generator let its finest level's transformer
 layer swamp its input, rms 0.67 → 6.2, and the coarse levels' seed moved the picture by 0.33 / 255).
-With `in_block_positions` the levels below the root share one position embedding among their blocks (1, 1, N, C): a
-token knows where it sits inside its block, not where the block sits on the image, so the layout must come down the
-tree (apart from the image border, which the zero-padded conv of the de-aggregation sees), as StyleGAN's fine
-layers, which have no positions, refine what the coarse ones place. With the spec's (1, T, N, C) at every level the
-CPU relay's generators (with and without skips) learned to paint the picture at the finest level from w and that
-level's absolute positions: setting level 0's embedding to its in-block part moved the picture by 49-53 / 255, the
-same at levels 1 and 2 by at most 0.7 / 255 (scripts/benchmark.py level_positions), and `rgb_skips` alone lost its
-coarse seed's effect with training (29.8 / 255 at 48,032 images, 6.3 at 583,552).
+`positions` says which levels have a position embedding: "every_level" (spec.md §3: (1, T, N, C) at every level),
+"in_block" (below the root one (1, 1, N, C) shared by a level's blocks: a token knows where it sits inside its
+block, not where the block sits on the image) or "root" (only the root; below it a token's place comes from its
+parent, through the pixel shuffle and conv of the de-aggregation, as in StyleGAN's position-free fine layers). With
+every level's (1, T, N, C) the CPU relay's generators (with and without skips) learned to paint the picture at the
+finest level from w and that level's absolute positions: setting level 0's embedding to its in-block part moved the
+picture by 49-53 / 255, the same at levels 1 and 2 by at most 0.7 / 255 (scripts/benchmark.py level_positions), and
+`rgb_skips` alone lost its coarse seed's effect with training (29.8 / 255 at 48,032 images, 6.3 at 583,552);
+"in_block" drew a grid with the blocks' 4-pixel period into the relay's pictures by 64,000 images.
 Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
 """
 
@@ -43,6 +44,8 @@ from nestgen.models.nest import (
     unblockify,
 )
 
+POSITIONS = {"every_level": "absolute", "in_block": "in_block", "root": "none"}  # → Level.positions below the root
+
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig(ConfigRecord):
@@ -65,13 +68,15 @@ class GeneratorConfig(ConfigRecord):
     activation: str = "gelu_tanh"
     out_channels: int = 3
     rgb_skips: bool = False  # every level adds its own to-RGB picture, upsampled (StyleGAN2's skip generator)
-    in_block_positions: bool = False  # below the root, one position embedding (1, 1, N, C) for all blocks of a level
+    positions: str = "every_level"  # which levels have a position embedding: every_level, in_block or root
 
     def __post_init__(self):
         for name in ("dims", "heads", "depths"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
             if len(getattr(self, name)) != self.num_levels:
                 raise ValueError(f"{name} needs one entry per level ({self.num_levels}), got {getattr(self, name)}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {tuple(POSITIONS)}, got {self.positions!r}")
         if self.attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
         if self.activation not in ACTIVATIONS:
@@ -176,7 +181,8 @@ class SynthesisNetwork(nn.Module):
         for level in range(top, -1, -1):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
                       cfg.activation, ModulatedLayerNorm, self.dtype, self.execution,
-                      in_block_positions=cfg.in_block_positions, name=f"level_{level}")(x, w_of(level))
+                      positions="absolute" if level == top else POSITIONS[cfg.positions],
+                      name=f"level_{level}")(x, w_of(level))
             levels[level] = x  # (B, T_l, N, C_l)
             if cfg.rgb_skips and level > 0:
                 picture = self._to_rgb(x, f"_{level}")  # (B, H_l, W_l, 3), one pixel per token

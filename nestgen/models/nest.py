@@ -330,8 +330,9 @@ DEFAULT_EXECUTION = Execution()
 class Level(nn.Module):
     """One level of the hierarchy: a learned position embedding (1, T, N, C), then `depth` transformer layers.
 
-    `in_block_positions`: one embedding (1, 1, N, C) shared by the level's T blocks, so a token knows where it
-    sits inside its block but not where the block sits (the generator's option; spec.md §3 has (1, T, N, C))."""
+    `positions` (the generator's option; spec.md §3 has "absolute"): "absolute" (1, T, N, C); "in_block" one
+    (1, 1, N, C) shared by the level's T blocks (a token knows where it sits inside its block, not where the block
+    sits); "none" no embedding (where a token sits comes only from its input)."""
 
     depth: int
     num_heads: int
@@ -342,13 +343,14 @@ class Level(nn.Module):
     norm: Callable[..., nn.Module] = LayerNorm
     dtype: Dtype = jnp.float32
     execution: Execution = DEFAULT_EXECUTION
-    in_block_positions: bool = False
+    positions: str = "absolute"
 
     @nn.compact
     def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
-        blocks = 1 if self.in_block_positions else x.shape[1]
-        pos_embed = self.param("pos_embed", kernel_init, (1, blocks) + x.shape[2:])  # (1, T or 1, N, C)
-        x = x + pos_embed.astype(self.dtype)
+        if self.positions != "none":
+            blocks = 1 if self.positions == "in_block" else x.shape[1]
+            pos_embed = self.param("pos_embed", kernel_init, (1, blocks) + x.shape[2:])  # (1, T or 1, N, C)
+            x = x + pos_embed.astype(self.dtype)
         rates = self.drop_path or (0.0,) * self.depth
         # nn.remat keeps the parameter names; `train` (argument 3, counting the module) switches Python control flow.
         layer = nn.remat(TransformerLayer, static_argnums=(3,)) if self.execution.remat else TransformerLayer

@@ -111,9 +111,10 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
                       f"{_number(p, 'fid/precision', 3)} | {_number(p, 'fid/recall', 3)} | "
                       f"{_number(p, 'fid/mixing_coarse', 1)} / {_number(p, 'fid/mixing_fine', 1)} |"
                       for p in card["curve"]) or "| – | – | – | – | – | – |"
-    shape = "".join(text for flag, text in ((cfg.rgb_skips, ", a to-RGB picture from every level (skips)"),
-                                            (cfg.in_block_positions, ", in-block position embeddings below the root"))
-                    if flag)
+    shape = "".join(text for flag, text in (
+        (cfg.rgb_skips, ", a to-RGB picture from every level (skips)"),
+        (cfg.positions == "in_block", ", in-block position embeddings below the root"),
+        (cfg.positions == "root", ", a position embedding at the root only")) if flag)
     mixing = card["level_mixing"]
     p = card["protocol"]
     return f"""# {args.title}: `{out.name}`
