@@ -1,4 +1,5 @@
-"""Which levels of a NesT generator place the picture? The diagnosis behind the relay's `gan-inblock` job.
+"""Which levels of a NesT generator place the picture? The diagnosis behind the relay's `gan-inblock`
+and `gan-rootpos` jobs.
 
   python scripts/benchmark.py level_positions                              # the shipped generator
   python scripts/benchmark.py level_positions --relay gan-skips gan-inblock  # committed relay states
@@ -56,7 +57,8 @@ def measure(checkpoint: Checkpoint, seeds: int = 8) -> dict:
             continue
         pos = np.asarray(synthesis[f"level_{level}"]["pos_embed"], np.float32)  # (1, T or 1, N, C)
         row = {}
-        for name, replacement in (("in_block", pos.mean(axis=1, keepdims=True) + 0 * pos), ("zero", 0 * pos)):
+        in_block = np.broadcast_to(pos.mean(axis=1, keepdims=True), pos.shape)  # every block gets the mean
+        for name, replacement in (("in_block", in_block), ("zero", np.zeros_like(pos))):
             edited = jax.tree_util.tree_map(lambda x: x, checkpoint.params)  # a new tree, the same leaves
             edited["synthesis"] = {**synthesis, f"level_{level}": {**synthesis[f"level_{level}"],
                                                                     "pos_embed": replacement}}

@@ -347,6 +347,8 @@ class Level(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, cond: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+        if self.positions not in ("absolute", "in_block", "none"):
+            raise ValueError(f"positions must be absolute, in_block or none, got {self.positions!r}")
         if self.positions != "none":
             blocks = 1 if self.positions == "in_block" else x.shape[1]
             pos_embed = self.param("pos_embed", kernel_init, (1, blocks) + x.shape[2:])  # (1, T or 1, N, C)
