@@ -12,7 +12,8 @@ Arguments (comma separated): variant=<generator>, disc=<discriminator>, uncond, 
 arm=<r3gan|mixing|today> (with relay: one arm of the recipe comparison), shrink (with h200: its sizes shrunk for a
 CPU rehearsal), skips (the generator with a to-RGB picture from every level, StyleGAN2's skip generator),
 in_block (levels below the root share one position embedding among their blocks), root_positions (only the root
-has a position embedding): so that the layout comes down the tree (nestgen/models/generator.py, `positions`).
+has a position embedding), coarse_positions (every level but the finest has one): so that the layout comes down the
+tree (nestgen/models/generator.py, `positions`).
 """
 
 import ml_collections
@@ -75,6 +76,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.generator.overrides.positions = "in_block"
     if args.get("root_positions"):
         c.generator.overrides.positions = "root"
+    if args.get("coarse_positions"):
+        c.generator.overrides.positions = "coarse_levels"
     return c
 
 

@@ -9,7 +9,7 @@ priority, until a given time, and write the state back (nestgen/training/relay.p
 --until takes a local time (HH:MM, its next occurrence within 12 hours) or minutes (90m). The state
 (relay/<job>/state.safetensors) and the record (relay/<job>/record.json) are rewritten after every checkpoint, so
 committing them at any moment keeps what the leg has done so far.
-Jobs: classifier, gan, gan-skips, gan-inblock, gan-rootpos, gan-r3gan, gan-mixing, gan-today.
+Jobs: classifier, gan, gan-skips, gan-inblock, gan-rootpos, gan-coarsepos, gan-r3gan, gan-mixing, gan-today.
 """
 
 from __future__ import annotations

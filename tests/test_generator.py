@@ -171,7 +171,8 @@ def test_positions_below_the_root_can_hide_where_a_block_sits():
         moved = level.apply(params, x[:, order])
         assert bool(jnp.allclose(moved, level.apply(params, x)[:, order], atol=1e-5)) is (positions != "absolute")
     for positions, shapes in (("in_block", {"level_0": (1, 1, 16, 16), "level_1": (1, 1, 16, 32),
-                                            "level_2": (1, 1, 16, 32)}), ("root", {"level_2": (1, 1, 16, 32)})):
+                                            "level_2": (1, 1, 16, 32)}), ("root", {"level_2": (1, 1, 16, 32)}),
+                             ("coarse_levels", {"level_1": (1, 4, 16, 32), "level_2": (1, 1, 16, 32)})):
         cfg = dataclasses.replace(TINY_G, positions=positions)
         tree = abstract_params(cfg)["synthesis"]
         assert {k: v["pos_embed"].shape for k, v in tree.items() if "pos_embed" in v} == shapes

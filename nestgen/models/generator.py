@@ -10,13 +10,16 @@ levels draw into the image directly (without skips, the CPU relay's generator le
 layer swamp its input, rms 0.67 → 6.2, and the coarse levels' seed moved the picture by 0.33 / 255).
 `positions` says which levels have a position embedding: "every_level" (spec.md §3: (1, T, N, C) at every level),
 "in_block" (below the root one (1, 1, N, C) shared by a level's blocks: a token knows where it sits inside its
-block, not where the block sits on the image) or "root" (only the root; below it a token's place comes from its
-parent, through the pixel shuffle and conv of the de-aggregation, as in StyleGAN's position-free fine layers). With
-every level's (1, T, N, C) the CPU relay's generators (with and without skips) learned to paint the picture at the
-finest level from w and that level's absolute positions: setting level 0's embedding to its in-block part moved the
-picture by 49-53 / 255, the same at levels 1 and 2 by at most 0.7 / 255 (scripts/benchmark.py level_positions), and
+block, not where the block sits on the image), "root" (only the root; below it a token's place comes from its
+parent, through the pixel shuffle and conv of the de-aggregation, as in StyleGAN's position-free fine layers) or
+"coarse_levels" (every level but the finest, which then can only refine what comes down the tree). With every
+level's (1, T, N, C) the CPU relay's generators (with and without skips) learned to paint the picture at the finest
+level from w and that level's absolute positions: setting level 0's embedding to its in-block part moved the picture
+by 49-53 / 255, the same at levels 1 and 2 by at most 0.7 / 255 (scripts/benchmark.py level_positions), and
 `rgb_skips` alone lost its coarse seed's effect with training (29.8 / 255 at 48,032 images, 6.3 at 583,552);
-"in_block" drew a grid with the blocks' 4-pixel period into the relay's pictures by 64,000 images.
+"in_block" drew a grid with the blocks' 4-pixel period into the relay's pictures by 64,000 images, and both
+"in_block" and "root" lagged far behind in FD_NesT (50.3 and 33.6 at 64,000 and 96,000 images, the spec's 12.5 and
+6.6).
 Levels are numbered as in the classifier: level 0 is the finest (4**(L-1) blocks), level L-1 the root.
 """
 
@@ -44,7 +47,18 @@ from nestgen.models.nest import (
     unblockify,
 )
 
-POSITIONS = {"every_level": "absolute", "in_block": "in_block", "root": "none"}  # → Level.positions below the root
+POSITIONS = ("every_level", "in_block", "root", "coarse_levels")
+
+
+def level_positions(positions: str, level: int, num_levels: int) -> str:
+    """The generator's `positions` setting → Level.positions of `level` (0 the finest): the root always has its
+    embedding; "every_level" (spec.md §3) keeps (1, T, N, C) everywhere, "in_block" shares one per level below the
+    root, "root" has none below the root, "coarse_levels" has none at the finest level only."""
+    if level == num_levels - 1 or positions == "every_level":
+        return "absolute"
+    if positions == "coarse_levels":
+        return "none" if level == 0 else "absolute"
+    return "in_block" if positions == "in_block" else "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +82,7 @@ class GeneratorConfig(ConfigRecord):
     activation: str = "gelu_tanh"
     out_channels: int = 3
     rgb_skips: bool = False  # every level adds its own to-RGB picture, upsampled (StyleGAN2's skip generator)
-    positions: str = "every_level"  # which levels have a position embedding: every_level, in_block or root
+    positions: str = "every_level"  # which levels have a position embedding: POSITIONS, level_positions()
 
     def __post_init__(self):
         for name in ("dims", "heads", "depths"):
@@ -181,7 +195,7 @@ class SynthesisNetwork(nn.Module):
         for level in range(top, -1, -1):
             x = Level(cfg.depths[level], cfg.heads[level], cfg.num_kv_heads[level], (), cfg.mlp_ratio,
                       cfg.activation, ModulatedLayerNorm, self.dtype, self.execution,
-                      positions="absolute" if level == top else POSITIONS[cfg.positions],
+                      positions=level_positions(cfg.positions, level, cfg.num_levels),
                       name=f"level_{level}")(x, w_of(level))
             levels[level] = x  # (B, T_l, N, C_l)
             if cfg.rgb_skips and level > 0:

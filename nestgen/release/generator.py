@@ -114,7 +114,8 @@ def _card(args, export, card: dict, dtype: str, out: Path) -> str:
     shape = "".join(text for flag, text in (
         (cfg.rgb_skips, ", a to-RGB picture from every level (skips)"),
         (cfg.positions == "in_block", ", in-block position embeddings below the root"),
-        (cfg.positions == "root", ", a position embedding at the root only")) if flag)
+        (cfg.positions == "root", ", a position embedding at the root only"),
+        (cfg.positions == "coarse_levels", ", no position embedding at the finest level")) if flag)
     mixing = card["level_mixing"]
     p = card["protocol"]
     return f"""# {args.title}: `{out.name}`

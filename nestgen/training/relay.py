@@ -17,7 +17,8 @@ Jobs (`JOBS`): `classifier` and `gan` are the long runs behind the shipped stand
 the skip generator (a to-RGB picture from every level), started because `gan`'s coarse levels stopped showing;
 `gan-inblock` is `gan-skips` with in-block position embeddings below the root, started because `gan-skips`' coarse
 seed faded with training (both had let the finest level paint from its absolute positions); `gan-rootpos` keeps a
-position embedding at the root only, started because `gan-inblock` drew a 4-pixel grid by 64,000 images; `gan-r3gan`,
+position embedding at the root only, started because `gan-inblock` drew a 4-pixel grid by 64,000 images;
+`gan-coarsepos` drops the finest level's embedding only; `gan-r3gan`,
 `gan-mixing` and `gan-today` are the equal-images arms that compare the GAN recipes (README "Choosing the GPU
 recipe"). Each names one config file with its argument, and whether Adam's moments travel: the GAN jobs restart
 Adam at each leg (measured by scripts/benchmark.py relay_state: over the 200 steps after a restart, losses and
@@ -68,6 +69,11 @@ JOBS = {job.name: job for job in (
         "gan-skips with a position embedding at the root only (below it a token's place comes from its parent, as in "
         "StyleGAN's fine layers), started because gan-inblock's shared in-block embeddings drew a grid into its "
         "pictures; to 1.5 M images if its coarse seed holds (≥ 10/255) and FD_NesT keeps up", moments=False),
+    Job("gan-coarsepos", "gan", "configs/gan_cifar10.py:relay,skips,coarse_positions",
+        "gan-skips without a position embedding at the finest level only (the level that painted the layout from "
+        "its own positions), keeping the coarser levels' absolute ones, since gan-inblock and gan-rootpos lagged "
+        "far behind gan in FD_NesT; to 1.5 M images if its coarse seed holds (≥ 10/255) and FD_NesT keeps up",
+        moments=False),
     Job("gan-r3gan", "gan", "configs/gan_cifar10.py:relay,arm=r3gan",
         "recipe comparison arm: R3GAN loss without level mixing, 256 k images", moments=False),
     Job("gan-mixing", "gan", "configs/gan_cifar10.py:relay,arm=mixing",
